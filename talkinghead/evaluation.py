@@ -92,7 +92,7 @@ def track_landmarks(frames: list[np.ndarray], name: str = "mediapipe", quiet: bo
     out = np.full((len(frames), 478, 3), np.nan, np.float32)
     try:
         for i, frame in enumerate(tqdm(frames, desc="tracking", unit="frame", disable=quiet)):
-            found = tracker.track(frame)
+            found = tracker(frame)
             if found is not None:
                 out[i] = np.asarray(found, np.float32)[:478]
     finally:

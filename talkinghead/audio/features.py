@@ -45,7 +45,8 @@ class LevelConfig:
     noise_margin_db: float = 8.0  # frames must stand this far over the quiet floor (5th percentile)
     noise_percentile: float = 5.0
     soft_db: float = 2.0  # width of the soft step from silent to voiced
-    hangover_s: float = 0.04  # keep the mouth moving through very short dips (one frame at 25 fps)
+    hangover_s: float = 0.15  # lips move ~0.15 s before a sound starts and settle after it ends; bridges short dips
+    closing_s: float = 0.1  # the mouth takes about this long to close (or open) at a pause
 
 
 LOGMEL = LogMelConfig()
@@ -160,9 +161,10 @@ def voice_activity(audio: np.ndarray, sr: float, fps: float) -> np.ndarray:
 
     Energy based: a frame is voiced when it is over an absolute floor (-60 dBFS), within 35 dB of the
     clip's loud frames and clearly over its quietest frames (so steady background noise alone never
-    counts as speech). Short dips are bridged so the mouth does not snap shut inside words.
+    counts as speech). The mask opens a little before speech and closes a little after it, bridging
+    short dips, so the mouth neither snaps shut inside words nor jumps at a pause.
     """
-    from scipy.ndimage import maximum_filter1d
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
     audio = _check_audio(audio, sr, fps)
     db = _frame_db(audio, sr, fps)
@@ -175,6 +177,9 @@ def voice_activity(audio: np.ndarray, sr: float, fps: float) -> np.ndarray:
     reach = int(round(LEVEL.hangover_s * fps))
     if reach > 0:
         soft = maximum_filter1d(soft, size=2 * reach + 1, mode="nearest")
+    ramp = int(round(LEVEL.closing_s * fps))
+    if ramp > 1:
+        soft = uniform_filter1d(soft, size=ramp, mode="nearest")
     return soft.astype(np.float32)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from talkinghead.generator.guide import GuideConfig, GuideRasterizer, MeshTopology, Raster, head_plane_affine
+from talkinghead.generator.guide import GUIDE_CHANNELS, GuideConfig, GuideRasterizer, MeshTopology, Raster, head_plane_affine
 from talkinghead.training.crop import to_crop
 
 GAZE_DIM = 4
@@ -93,13 +93,11 @@ class Conditioner:
         boxes = np.asarray(boxes)
         verts = self.vertices(expression, rotation, translation, scale, boxes)
         affines = self.head_affines(rotation, translation, scale, boxes)
-        rasters = [self.rasterizer.rasterize(v, self.resolution) for v in verts]
         size = self.resolution
-        guides = np.stack(
-            [self.rasterizer.guide(v, size, a, r) for v, a, r in zip(verts, affines, rasters, strict=True)]
-        )
+        guides = np.zeros((len(verts), size, size, GUIDE_CHANNELS), np.float32)  # channels-last
+        rasters = [self.rasterizer.guide_into(g, v, a) for g, v, a in zip(guides, verts, affines, strict=True)]
         return FrameBatch(
-            torch.from_numpy(guides).to(device),
+            torch.from_numpy(guides).permute(0, 3, 1, 2).to(device),
             torch.from_numpy(self.param_vector(expression, rotation, gaze)).to(device),
             verts,
             rasters if keep_rasters else None,

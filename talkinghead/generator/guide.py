@@ -54,15 +54,26 @@ class GuideConfig:
 
 @dataclass
 class Raster:
-    """Front-most triangle per pixel (``-1``: none) and the pixel centre's barycentric weights."""
+    """Front-most triangle per pixel (``-1``: none), and for the covered pixels (sparse, in the order
+    of ``np.nonzero``) their triangle, barycentric weights and interpolated depth."""
 
     tri_id: np.ndarray  # [H,W] int32
-    bary: np.ndarray  # [H,W,3] float32 (zeros off the mesh)
-    depth: np.ndarray  # [H,W] float32 interpolated z (pixels), +inf off the mesh
+    rows: np.ndarray  # [n] covered pixels
+    cols: np.ndarray  # [n]
+    tri: np.ndarray  # [n] triangle of each covered pixel
+    bary: np.ndarray  # [n,3] float32 barycentric weights of the pixel centre
+    z: np.ndarray  # [n] float32 interpolated depth (pixels)
 
     @property
     def covered(self) -> np.ndarray:
         return self.tri_id >= 0
+
+    @property
+    def depth(self) -> np.ndarray:
+        """``[H,W]`` depth map, +inf off the mesh."""
+        out = np.full(self.tri_id.shape, np.inf, np.float32)
+        out[self.rows, self.cols] = self.z
+        return out
 
 
 def _strip(loop: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -157,24 +168,22 @@ class GuideRasterizer:
     def __init__(self, topology: MeshTopology, config: GuideConfig | None = None) -> None:
         self.topology = topology
         self.config = config or GuideConfig()
-        self._mask_lut = np.zeros((len(MASK_NAMES), len(topology.triangles) + 1), np.float32)
-        for i, name in enumerate(MASK_NAMES):
-            self._mask_lut[i, :-1] = (topology.tri_bits & _BIT[name]) > 0  # index -1 -> last column = 0
+        masks = np.stack([(topology.tri_bits & _BIT[name]) > 0 for name in MASK_NAMES], 1)
+        # per triangle: canonical coordinates of its corners [F,3,3] and its region masks [F,M]
+        self._tri_canon = topology.canonical[topology.triangles].astype(np.float32)
+        self._tri_masks = masks.astype(np.float32)
 
     # ------------------------------------------------------------ rasterizing
     def rasterize(self, vertices: np.ndarray, size: int) -> Raster:
         """Front-most triangle and barycentrics per pixel for one mesh ``vertices[N,3]`` (x, y, z pixels)."""
         verts = np.asarray(vertices, np.float64)
-        tris = self.topology.triangles
-        corners = verts[tris]  # [F,3,3]
+        corners = verts[self.topology.triangles]  # [F,3,3]
         xy = corners[..., :2]
         # keep triangles that touch the crop and are not degenerate
         lo, hi = xy.min(1), xy.max(1)
         e1, e2 = xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 0]
         area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-        keep = (
-            (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < size) & (lo[:, 1] < size) & (np.abs(area) > 1e-9)
-        )
+        keep = (hi >= 0).all(1) & (lo < size).all(1) & (np.abs(area) > 1e-9)
         order = np.nonzero(keep)[0]
         order = order[np.argsort(-corners[order, :, 2].mean(1), kind="stable")]  # far first
         ids = np.zeros((size, size), np.int32)
@@ -182,31 +191,23 @@ class GuideRasterizer:
         fill = cv2.fillConvexPoly
         for k in order.tolist():
             fill(ids, fixed[k], k + 1, cv2.LINE_8, 4)
-        tri_id = ids - 1
         rows, cols = np.nonzero(ids)
-        t = tri_id[rows, cols]
-        bary = np.zeros((size, size, 3), np.float32)
-        depth = np.full((size, size), np.inf, np.float32)
-        if len(t):
-            px = np.stack([cols + 0.5, rows + 0.5], 1) - xy[t, 0]
-            a, b = e1[t], e2[t]
-            det = area[t]
-            l1 = (px[:, 0] * b[:, 1] - px[:, 1] * b[:, 0]) / det
-            l2 = (a[:, 0] * px[:, 1] - a[:, 1] * px[:, 0]) / det
-            w = np.stack([1 - l1 - l2, l1, l2], 1).clip(self.config.bary_eps, None)
-            w /= w.sum(1, keepdims=True)
-            bary[rows, cols] = w
-            depth[rows, cols] = (w * corners[t, :, 2]).sum(1)
-        return Raster(tri_id, bary, depth)
+        t = ids[rows, cols] - 1
+        px = np.stack([cols + 0.5, rows + 0.5], 1) - xy[t, 0]
+        a, b, det = e1[t], e2[t], area[t]
+        l1 = (px[:, 0] * b[:, 1] - px[:, 1] * b[:, 0]) / det
+        l2 = (a[:, 0] * px[:, 1] - a[:, 1] * px[:, 0]) / det
+        w = np.stack([1 - l1 - l2, l1, l2], 1).clip(self.config.bary_eps, None)
+        w /= w.sum(1, keepdims=True)
+        z = (w * corners[t, :, 2]).sum(1)
+        return Raster(ids - 1, rows, cols, t, w.astype(np.float32), z.astype(np.float32))
 
     def interpolate(self, raster: Raster, attributes: np.ndarray) -> np.ndarray:
         """Barycentric interpolation of per-vertex ``attributes[N,C]`` -> ``[H,W,C]`` (zeros off the mesh)."""
         attrs = np.asarray(attributes, np.float32)
         out = np.zeros((*raster.tri_id.shape, attrs.shape[1]), np.float32)
-        rows, cols = np.nonzero(raster.covered)
-        t = raster.tri_id[rows, cols]
-        vals = attrs[self.topology.triangles[t]]  # [P,3,C]
-        out[rows, cols] = np.einsum("pk,pkc->pc", raster.bary[rows, cols], vals)
+        vals = attrs[self.topology.triangles[raster.tri]]  # [n,3,C]
+        out[raster.rows, raster.cols] = np.einsum("pk,pkc->pc", raster.bary, vals)
         return out
 
     # ----------------------------------------------------------------- guide
@@ -217,31 +218,40 @@ class GuideRasterizer:
         head_affine: np.ndarray | None = None,
         raster: Raster | None = None,
     ) -> np.ndarray:
-        """All guide channels ``[GUIDE_CHANNELS, H, W]`` float32 for one posed mesh.
+        """All guide channels ``[GUIDE_CHANNELS, H, W]`` float32 for one posed mesh (a channels-last view).
 
         ``head_affine`` ``[2,3]`` maps crop pixels to head-plane model coordinates (see
         ``head_plane_affine``); without it the head channels stay zero. ``raster`` reuses a
         rasterization of the same mesh.
         """
+        out = np.zeros((size, size, GUIDE_CHANNELS), np.float32)
+        self.guide_into(out, vertices, head_affine, raster)
+        return out.transpose(2, 0, 1)
+
+    def guide_into(
+        self,
+        out: np.ndarray,
+        vertices: np.ndarray,
+        head_affine: np.ndarray | None = None,
+        raster: Raster | None = None,
+    ) -> Raster:
+        """Fill a zeroed channels-last ``out [H,W,GUIDE_CHANNELS]``; returns the raster used."""
+        size = out.shape[0]
         raster = self.rasterize(vertices, size) if raster is None else raster
-        out = np.zeros((GUIDE_CHANNELS, size, size), np.float32)
-        rows, cols = np.nonzero(raster.covered)
-        t = raster.tri_id[rows, cols]
-        w = raster.bary[rows, cols]
-        canon = np.einsum("pk,pkc->pc", w, self.topology.canonical[self.topology.triangles[t]])
-        out[0:3, rows, cols] = canon.T
-        out[3 : 3 + len(MASK_NAMES)] = self._mask_lut[:, raster.tri_id]
+        t, w = raster.tri, raster.bary
+        n_mask = len(MASK_NAMES)
+        feat = np.empty((len(t), 4 + n_mask), np.float32)  # canonical, masks, depth per covered pixel
+        np.einsum("pk,pkc->pc", w, self._tri_canon[t], out=feat[:, :3])
+        feat[:, 3 : 3 + n_mask] = self._tri_masks[t]
+        zc = float(np.median(np.asarray(vertices)[:, 2]))
+        feat[:, 3 + n_mask] = (raster.z - zc) / (self.config.depth_scale * size)
+        out[raster.rows, raster.cols, : 4 + n_mask] = feat
         if self.topology.irises:
-            out[3 + MASK_NAMES.index("irises")] = (
-                self._iris_mask(vertices, size) * out[3 + MASK_NAMES.index("eyes")]
-            )
-        if len(t):
-            z = raster.depth[rows, cols]
-            zc = float(np.median(np.asarray(vertices)[:, 2]))
-            out[3 + len(MASK_NAMES), rows, cols] = (z - zc) / (self.config.depth_scale * size)
+            iris = 3 + MASK_NAMES.index("irises")
+            out[..., iris] = self._iris_mask(vertices, size) * out[..., 3 + MASK_NAMES.index("eyes")]
         if head_affine is not None:
-            out[-2:] = self.head_map(head_affine, size)
-        return out
+            self.head_map(head_affine, size, out[..., -2:])
+        return raster
 
     def _iris_mask(self, vertices: np.ndarray, size: int) -> np.ndarray:
         mask = np.zeros((size, size), np.uint8)
@@ -251,17 +261,18 @@ class GuideRasterizer:
             radius = float(np.linalg.norm(pts[1:] - centre, axis=1).mean())
             c = np.round((centre - 0.5) * 16).astype(int)
             cv2.circle(mask, (int(c[0]), int(c[1])), max(int(round(radius * 16)), 1), 1, -1, cv2.LINE_8, 4)
-        return mask.astype(np.float32)
+        return mask
 
-    def head_map(self, affine: np.ndarray, size: int) -> np.ndarray:
-        """Head-plane coordinates ``[2,H,W]`` of each pixel centre, normalised to about [-1, 1]."""
+    def head_map(self, affine: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Head-plane coordinates ``[H,W,2]`` of each pixel centre, normalised to about [-1, 1]."""
         c = (np.arange(size, dtype=np.float32) + 0.5)[None, :]
         r = (np.arange(size, dtype=np.float32) + 0.5)[:, None]
         a = np.asarray(affine, np.float32)
         centre, half = self.topology.extra["centre"], self.topology.extra["half"] * self.config.head_extent
-        hx = (a[0, 0] * c + a[0, 1] * r + a[0, 2] - centre[0]) / half
-        hy = (a[1, 0] * c + a[1, 1] * r + a[1, 2] - centre[1]) / half
-        return np.stack([hx, hy]).astype(np.float32)
+        out = np.empty((size, size, 2), np.float32) if out is None else out
+        out[..., 0] = (a[0, 0] * c + a[0, 1] * r + (a[0, 2] - centre[0])) / half
+        out[..., 1] = (a[1, 0] * c + a[1, 1] * r + (a[1, 2] - centre[1])) / half
+        return out
 
 
 def head_plane_affine(origin: np.ndarray, x_axis: np.ndarray, y_axis: np.ndarray) -> np.ndarray:

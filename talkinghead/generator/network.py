@@ -77,34 +77,59 @@ class GeneratorConfig:
 
 
 class NeuralTexture(nn.Module):
-    """Two-level learned 2D feature grid sampled at coordinates in [-1, 1] (zeros outside)."""
+    """Two-level learned 2D feature grid sampled at coordinates in [-1, 1] (zeros outside).
+
+    The coarse level is upsampled onto the fine grid and both are sampled in one ``grid_sample``.
+    """
 
     def __init__(self, channels: int, coarse: int, fine: int) -> None:
         super().__init__()
         self.coarse = nn.Parameter(torch.randn(1, channels, coarse, coarse) * 0.1)
         self.fine = nn.Parameter(torch.zeros(1, channels, fine, fine))
 
-    def forward(self, coords: torch.Tensor, fine_only: bool = False) -> torch.Tensor:
-        """``coords [B,2,H,W]`` -> features ``[B,2C,H,W]`` (``[B,C,H,W]`` with ``fine_only``)."""
+        self._cache: torch.Tensor | None = None
+
+    def levels(self) -> torch.Tensor:
+        """``[1, 2C, fine, fine]``: the coarse level resampled onto the fine grid, then the fine level."""
+        if not self.training and self._cache is not None and self._cache.device == self.fine.device:
+            return self._cache
+        size = self.fine.shape[-2:]
+        coarse = F.interpolate(self.coarse, size=size, mode="bilinear", align_corners=False)
+        out = torch.cat([coarse, self.fine], 1)
+        if not self.training:
+            self._cache = out.detach()
+        return out
+
+    def train(self, mode: bool = True) -> NeuralTexture:
+        self._cache = None
+        return super().train(mode)
+
+    def forward(self, coords: torch.Tensor, texture: torch.Tensor | None = None) -> torch.Tensor:
+        """``coords [B,2,H,W]`` -> features ``[B,2C,H,W]`` (or of ``texture``, a derived grid)."""
+        tex = self.levels() if texture is None else texture
         grid = coords.permute(0, 2, 3, 1)
-        b = coords.shape[0]
-        levels = (self.fine,) if fine_only else (self.coarse, self.fine)
-        feats = [
-            F.grid_sample(
-                level.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-            for level in levels
-        ]
-        return feats[0] if fine_only else torch.cat(feats, 1)
+        return F.grid_sample(tex.expand(coords.shape[0], -1, -1, -1), grid, mode="bilinear",
+                             padding_mode="zeros", align_corners=False)  # fmt: skip
+
+
+def _fused_linear_available(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and _HAS_FUSED
+
+
+def _fused_linear_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "swish", [], "")
+
+
+_HAS_FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 class Generator(nn.Module):
     """``forward(guide [B,C,H,W], params [B,P]) -> (rgb [B,3,H,W] in [0,1], alpha [B,1,H,W] in [0,1])``.
 
     The MLP runs on a grid ``stride`` times coarser than the output (pixel-shuffled back up), and the
-    fine texture levels are added at full resolution: this keeps 256x256 real time on a CPU. Layout
-    inside is ``[B, channels, pixels]`` and FiLM is folded into per-sample weights, so each layer is
-    one batched matrix product plus an in-place activation (memory traffic dominates on a CPU).
+    fine texture levels are added at full resolution: this keeps 256x256 near real time on a CPU.
+    Inside, the layout is pixel-major ``[B, pixels, channels]`` and FiLM is folded into per-sample
+    weights, so each layer is one matrix product with its activation (memory traffic dominates on a CPU).
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -131,15 +156,17 @@ class Generator(nn.Module):
         nn.init.zeros_(self.film[-1].bias)
         self.out = nn.Linear(c.hidden, 4 * s * s)
         # full-resolution detail from the fine texture levels (only when the MLP runs coarser)
-        self.detail = nn.Conv2d(2 * c.texture_channels, 4, 1) if s > 1 else None
+        self.detail_face = nn.Conv2d(c.texture_channels, 4, 1) if s > 1 else None
+        self.detail_head = nn.Conv2d(c.texture_channels, 4, 1) if s > 1 else None
         self.refine = nn.Conv2d(4, 4, 3, padding=1) if c.refine else None
-        for layer in (self.detail, self.refine):
+        for layer in (self.detail_face, self.detail_head, self.refine):
             if layer is not None:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
         with torch.no_grad():
             self.out.bias.view(s * s, 4)[:, 3] = 2.0  # start opaque: the crop is shown until taught otherwise
         self._static_cache: tuple[tuple, torch.Tensor] | None = None
+        self._detail_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---------------------------------------------------------------- inputs
     def _position(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -152,7 +179,7 @@ class Generator(nn.Module):
         return enc[None]
 
     def static_features(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """First-layer contribution of the frame-independent inputs ``[1,hidden,size*size]``.
+        """First-layer contribution of the frame-independent inputs ``[size*size, hidden]``.
 
         Cached in eval mode (rendering), recomputed in training where the weights change.
         """
@@ -160,45 +187,72 @@ class Generator(nn.Module):
         if not self.training and self._static_cache is not None and self._static_cache[0] == key:
             return self._static_cache[1]
         screen = F.interpolate(self.screen.to(dtype), size=(size, size), mode="bilinear", align_corners=False)
-        out = self.static_in(torch.cat([self._position(size, device, dtype), screen], 1)).flatten(2)
+        out = self.static_in(torch.cat([self._position(size, device, dtype), screen], 1))[0].flatten(1).t()
         if not self.training:
-            self._static_cache = (key, out.detach())
+            self._static_cache = (key, out.detach().contiguous())
         return out
+
+    def _detail_textures(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fine texture levels projected to the 4 output channels (cached in eval mode)."""
+        cache = self._detail_cache
+        if not self.training and cache is not None and cache[0].device == self.face_texture.fine.device:
+            return cache
+        textures = (self.detail_face(self.face_texture.fine), self.detail_head(self.head_texture.fine))
+        if not self.training:
+            self._detail_cache = (textures[0].detach(), textures[1].detach())
+        return textures
 
     def train(self, mode: bool = True) -> Generator:
         self._static_cache = None
+        self._detail_cache = None
         return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003 (nn.Module's signature)
+        self.train(self.training)  # drop caches computed from the old weights
+        return super().load_state_dict(*args, **kwargs)
 
     # --------------------------------------------------------------- forward
     def forward(self, guide: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c, s = self.config, self.config.stride
-        b, _, h, w = guide.shape
+        b = guide.shape[0]
         low = F.avg_pool2d(guide, s) if s > 1 else guide
         hl, wl = low.shape[-2:]
-        face_mask = low[:, 3:4]
-        tex = torch.cat(
-            [self.face_texture(low[:, _CANON][:, :2]) * face_mask, self.head_texture(low[:, _HEAD])], 1
-        )
-        dyn = torch.cat([low, tex], 1).flatten(2)  # [B,D,P]
+        face = self.face_texture(low[:, _CANON][:, :2]) * low[:, 3:4]
+        head = self.head_texture(low[:, _HEAD])
+        # pixel-major [B,P,D]: one copy, and each layer becomes a plain (P x D) @ (D x hidden) product;
+        # a constant 1 channel carries the first layer's FiLM shift
+        one = torch.ones_like(low[:, :1])
+        dyn = torch.cat([t.permute(0, 2, 3, 1) for t in (low, face, head, one)], -1).reshape(b, hl * wl, -1)
         film = self.film(params).view(b, c.layers, 2, c.hidden)
         gain, shift = 1 + film[:, :, 0], film[:, :, 1]  # [B,L,hidden]
-        static = self.static_features(hl, guide.device, guide.dtype)
-        x = torch.baddbmm(
-            static * gain[:, 0, :, None] + shift[:, 0, :, None], gain[:, 0, :, None] * self.dynamic_in, dyn
-        )
-        x = F.silu(x, inplace=not torch.is_grad_enabled())
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True), start=1):
-            x = torch.baddbmm((gain[:, i] * bias + shift[:, i])[:, :, None], gain[:, i, :, None] * weight, x)
-            x = F.silu(x, inplace=not torch.is_grad_enabled())
-        out = torch.matmul(self.out.weight, x) + self.out.bias[:, None]  # [B,4*s*s,P]
-        out = out.view(b, 4 * s * s, hl, wl)
+        static = self.static_features(hl, guide.device, guide.dtype)  # [P,hidden]
+        # FiLM folded into per-sample weights: gain * (W x) + shift = (gain W) x + shift; the static
+        # (position, screen) part is a per-pixel bias shared by every frame
+        first = torch.cat([gain[:, 0, :, None] * self.dynamic_in, shift[:, 0, :, None]], 2)  # [B,hidden,D+1]
+        weights = [gain[:, i, :, None] * w for i, w in enumerate(self.weights, start=1)]  # [B,hidden,hidden]
+        biases = [gain[:, i] * bias + shift[:, i] for i, bias in enumerate(self.biases, start=1)]  # [B,hidden]
+        if not torch.is_grad_enabled() and _fused_linear_available(dyn):
+            # inference, one frame at a time (stays in cache): oneDNN's linear + bias + SiLU in one pass
+            outs = []
+            for k in range(b):
+                x = F.silu(torch.addmm(static, dyn[k], first[k].t()), inplace=True)
+                for weight, bias in zip(weights, biases, strict=True):
+                    x = _fused_linear_silu(x, weight[k], bias[k])
+                outs.append(F.linear(x, self.out.weight, self.out.bias))
+            out = torch.stack(outs)
+        else:
+            x = F.silu(torch.baddbmm(static[None], dyn, first.transpose(1, 2)))
+            for weight, bias in zip(weights, biases, strict=True):
+                x = F.silu(torch.baddbmm(bias[:, None], x, weight.transpose(1, 2)))
+            out = F.linear(x, self.out.weight, self.out.bias)  # [B,P,4*s*s]
+        out = out.view(b, hl, wl, 4 * s * s).permute(0, 3, 1, 2)
         if s > 1:
             out = F.pixel_shuffle(out, s)
-            fine = torch.cat(
-                [self.face_texture(guide[:, _CANON][:, :2], fine_only=True) * guide[:, 3:4],
-                 self.head_texture(guide[:, _HEAD], fine_only=True)], 1,
-            )  # fmt: skip
-            out = out + self.detail(fine)
+            # the detail projection is linear, so it is applied to the textures before sampling:
+            # two 4-channel lookups at full resolution instead of 16 channels and a convolution
+            face_detail, head_detail = self._detail_textures()
+            out = out + self.face_texture(guide[:, _CANON][:, :2], face_detail) * guide[:, 3:4]
+            out = out + self.head_texture(guide[:, _HEAD], head_detail)
         if self.refine is not None:
             out = out + self.refine(out)
         return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])

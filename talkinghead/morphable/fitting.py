@@ -90,7 +90,7 @@ class Fitter:
         template = MorphableModel.for_subject(neutral_from_landmarks(landmarks))
         fitter = cls(template, config)
         cfg = personalize or PersonalizeConfig()
-        if len(landmarks) < 2 * template.n_coefficients:
+        if len(landmarks) < cfg.min_frames:
             return fitter
         sample = landmarks[np.linspace(0, len(landmarks) - 1, min(len(landmarks), cfg.max_frames)).astype(int)]
         base_neutral, base_basis = template.neutral.numpy(), template.basis.numpy()

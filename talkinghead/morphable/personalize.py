@@ -21,6 +21,7 @@ from talkinghead.morphable.rotation import axis_angle_to_matrix
 @dataclass
 class PersonalizeConfig:
     rounds: int = 3  # fit/refine alternations; little changes after the third
+    min_frames: int = 30  # below this the template is kept; the ridge keeps 30+ frames well-posed
     max_frames: int = 400  # frames used for the regression: enough samples for 53 unknowns per point
     ridge: float = 0.5  # pull towards the template, in "frames' worth" of evidence
     neutral_ridge: float = 5.0

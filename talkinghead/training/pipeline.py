@@ -40,28 +40,41 @@ def _video_key(video: Path) -> dict:
     return {"video": str(video.resolve()), "video_bytes": st.st_size, "video_mtime": int(st.st_mtime)}
 
 
-def track_cached(video: Path, work: Path, tracker: str, quiet: bool) -> ParamSequence:
-    """Tracked parameters of ``video``, reused from the work folder when the video is unchanged."""
-    cache = work / "track.npz"
+def track_cached(video: Path, work: Path, tracker: str, quiet: bool):
+    """Tracked parameters of ``video`` and the subject's fitted (personalised) model.
+
+    Reused from the work folder when the video is unchanged, so ``--resume`` does not track again.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    from talkinghead.atomic import atomic_path
+    from talkinghead.morphable.model import MorphableModel
+
+    cache, cache_model = work / "track.npz", work / "track_model.safetensors"
     key = _video_key(video)
-    if cache.is_file():
+    if cache.is_file() and cache_model.is_file():
         try:
             seq = ParamSequence.load(cache)
-            if all(seq.metadata.get(k) == v for k, v in key.items()) and seq.identity is not None:
+            if all(seq.metadata.get(k) == v for k, v in key.items()):
+                tensors = load_file(str(cache_model))
+                model = MorphableModel(
+                    tensors["identity"].numpy(), tensors["basis"].numpy(), seq.coefficient_names
+                )
                 if not quiet:
                     print(f"reusing tracked parameters from {cache}", flush=True)
-                return seq
-        except TalkingHeadError:
+                return seq, model
+        except (TalkingHeadError, SafetensorError, OSError, KeyError):
             pass
     from talkinghead.tracking.pipeline import track_video
 
     result = track_video(video, tracker=tracker, quiet=quiet)
-    seq = result.params
-    seq = replace(seq, metadata={**seq.metadata, **key})
-    if seq.identity is None:
-        raise TalkingHeadError("tracking returned no identity; cannot build a subject model")
-    seq.save(cache)
-    return seq
+    seq = replace(result.params, metadata={**result.params.metadata, **key})
+    model = result.model
+    with atomic_path(cache_model) as tmp:
+        save_file({"identity": model.neutral.contiguous(), "basis": model.basis.contiguous()}, str(tmp))
+    seq.save(cache)  # last: its presence marks a complete cache
+    return seq, model
 
 
 def check_length(video: Path, holdout: float) -> int:
@@ -90,7 +103,6 @@ def train_avatar(video: str | os.PathLike, out: str | os.PathLike, options: Trai
     from talkinghead.generator.conditioning import Conditioner
     from talkinghead.generator.network import Generator, GeneratorConfig
     from talkinghead.media import iter_frames
-    from talkinghead.morphable.model import MorphableModel
     from talkinghead.training.dataset import crop_boxes_for, load_video_data
     from talkinghead.training.loop import Trainer
 
@@ -105,10 +117,9 @@ def train_avatar(video: str | os.PathLike, out: str | os.PathLike, options: Trai
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    seq = track_cached(video, work, options.tracker, options.quiet)
+    seq, model = track_cached(video, work, options.tracker, options.quiet)
     total = len(seq)
     n_train = total - int(round(total * options.holdout))
-    model = MorphableModel.for_subject(seq.identity)
     boxes, fixed = crop_boxes_for(seq, model)
     data = load_video_data(iter_frames(video), seq, boxes, options.resolution, n_train, options.quiet)
 

@@ -1,0 +1,1 @@
+"""Video -> landmarks (a tracker plugin) -> morphable-model parameters (the fitter)."""
