@@ -27,6 +27,10 @@ COMMANDS = {
     "train": "train_cmd",
     "render": "render_cmd",
     "evaluate": "evaluate_cmd",
+    "train-audio": "train_audio_cmd",
+    "speak": "speak_cmd",
+    "drive": "drive_cmd",
+    "animate": "animate_cmd",
 }
 
 

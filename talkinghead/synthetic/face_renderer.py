@@ -65,9 +65,11 @@ class RenderConfig:
     ambient: float = 0.42  # fraction of the light that reaches surfaces facing away (fill light)
     # Smoothing of the faceted shading, in model units (IOD = 1): about the size of one mesh triangle.
     shade_blur_iod: float = 0.045
+    # Softening of the lip and brow edges (model units): about a pixel at the output size.
+    edge_blur_iod: float = 0.012
     skin: tuple[int, int, int] = (236, 188, 160)
     lips: tuple[int, int, int] = (196, 104, 104)
-    brows: tuple[int, int, int] = (74, 52, 40)
+    brows: tuple[int, int, int] = (78, 56, 44)
     hair: tuple[int, int, int] = (62, 44, 34)
     sclera: tuple[int, int, int] = (238, 234, 228)
     iris: tuple[int, int, int] = (92, 66, 48)
@@ -79,8 +81,8 @@ class RenderConfig:
     background_top: tuple[int, int, int] = (196, 204, 212)
     background_bottom: tuple[int, int, int] = (150, 160, 172)
     # Teeth sizes (model units): an upper incisor shows ~0.1 IOD below the lip when the mouth is open.
-    upper_teeth_iod: float = 0.11
-    lower_teeth_iod: float = 0.07
+    upper_teeth_iod: float = 0.08
+    lower_teeth_iod: float = 0.045
 
 
 CONFIG = RenderConfig()
@@ -91,17 +93,24 @@ _HAIR_Z = 0.9
 
 
 def _hair_outline() -> np.ndarray:
-    t = np.linspace(0.0, np.pi, 41)
+    t = np.linspace(0.0, np.pi, 25)
     cap = np.stack([1.34 * np.cos(t), -0.5 - 1.58 * np.sin(t) ** 0.9], 1)  # right side over the top
-    left = np.array([[-1.36, 0.1], [-1.33, 0.62], [-1.2, 0.86], [-1.02, 0.9], [-0.8, 0.6], [-0.8, -0.3]])
+    left = np.array([[-1.36, 0.1], [-1.34, 0.6], [-1.22, 0.88], [-1.0, 0.92], [-0.8, 0.6], [-0.8, -0.3]])
     right = left[::-1] * np.array([-1.0, 1.0])
-    pts = np.concatenate([cap, left, right])
+    pts = _chaikin(np.concatenate([cap, left, right]), 3)
     return np.concatenate([pts, np.full((len(pts), 1), _HAIR_Z)], 1).astype(np.float32)
 
 
-# Neck: top corners under the jaw (head-attached, model units) and base (frame-attached, in IODs
-# from the default head position), joined to the shoulders.
-_NECK_TOP = np.array([[-0.62, 0.7, 0.8], [0.62, 0.7, 0.8]], np.float32)
+def _chaikin(loop: np.ndarray, iterations: int) -> np.ndarray:
+    """Round the corners of a closed polygon (Chaikin's corner cutting)."""
+    for _ in range(iterations):
+        nxt = np.roll(loop, -1, axis=0)
+        loop = np.stack([0.75 * loop + 0.25 * nxt, 0.25 * loop + 0.75 * nxt], 1).reshape(-1, 2)
+    return loop
+
+
+# Neck: its top corners sit under the jaw and move with the head (model units).
+_NECK_TOP = np.array([[-0.6, 0.6, 0.8], [0.6, 0.6, 0.8]], np.float32)
 
 
 class FaceRenderer:
@@ -209,7 +218,7 @@ class FaceRenderer:
         head = _HeadFrame(rot, np.asarray(translation, np.float32) * ss, scale * ss)
         canvas = self._background.copy()
         self._draw_body(canvas, head)
-        _fill(canvas, head.project(self._hair), self.config.hair)
+        self._draw_hair(canvas, head)
         self._draw_face(canvas, verts, head)
         for eye, iris in zip(EYES, IRISES, strict=True):
             self._draw_eye(canvas, verts, eye, iris, head)
@@ -219,27 +228,58 @@ class FaceRenderer:
 
     # ------------------------------------------------------------------ parts
     def _draw_body(self, canvas: np.ndarray, head: _HeadFrame) -> None:
-        """Shoulders fixed in the frame, a neck joining them to the jaw."""
+        """Shoulders fixed in the frame, a neck joining them to the jaw (darker under the chin)."""
         c = self.config
         ss = self._ss
-        w, h = self.size[0] * ss, self.size[1] * ss
+        h = self.size[1] * ss
         _, trans0, scale0 = self.default_pose()
         iod = scale0 * ss
         cx, cy = trans0[0] * ss, trans0[1] * ss
-        shoulder_y = cy + 2.45 * iod
-        t = np.linspace(0, np.pi, 25)
-        # rounded shoulders: half an ellipse 3 IOD wide either side, flattened
-        top = np.stack([cx + 3.1 * iod * np.cos(t), shoulder_y - 0.55 * iod * np.sin(t) ** 0.6], 1)
-        body = np.concatenate([top, [[cx - 3.1 * iod, h + 2], [cx + 3.1 * iod, h + 2]]])
-        _fill(canvas, body, c.shirt)
+        shoulder_y = cy + 2.2 * iod
         neck_top = head.project(_NECK_TOP)[:, :2]
-        base = np.array([[cx - 0.62 * iod, shoulder_y - 0.2 * iod], [cx + 0.62 * iod, shoulder_y - 0.2 * iod]])
-        neck = np.array([neck_top[0], neck_top[1], base[1] + [0.12 * iod, 0], base[0] - [0.12 * iod, 0]])
-        _fill(canvas, neck, tuple(0.86 * _rgb(*c.skin)))
-        # a collar opening so the neck meets the shirt in a V
-        v = np.array([base[0] - [0.15 * iod, 0], base[1] + [0.15 * iod, 0], [cx, shoulder_y + 0.55 * iod]])
-        _fill(canvas, v, tuple(0.8 * _rgb(*c.skin)))
-        del w
+        neck = np.array([neck_top[0], neck_top[1], [cx + 0.68 * iod, h], [cx - 0.68 * iod, h]])
+        box = _Box.around(neck, pad=2, shape=canvas.shape)
+        if box is not None:
+            mask = np.zeros(box.shape, np.uint8)
+            _fill(mask, neck - box.origin, 255)
+            # the chin shades the top of the neck: darkest right under the jaw
+            chin_y = head.project(np.array([[0.0, 1.25, 0.6]], np.float32))[0, 1] - box.y0
+            rows = np.arange(box.shape[0], dtype=np.float32)[:, None]
+            light = 0.62 + 0.26 * np.clip((rows - chin_y) / (0.8 * iod), 0, 1)
+            colour = np.clip(_rgb(*c.skin) * light[..., None], 0, 255).astype(np.uint8)
+            colour = np.broadcast_to(colour, (*box.shape, 3))
+            region = box.view(canvas)
+            inside = mask > 0
+            region[inside] = colour[inside]
+        # shirt: rounded shoulders with a crew neckline
+        x = np.linspace(-3.2, 3.2, 65)
+        top = shoulder_y - 0.6 * iod * np.clip(1 - (x / 3.2) ** 2, 0, 1) ** 0.35
+        neckline = shoulder_y - 0.25 * iod + 0.55 * iod * np.sqrt(np.clip(1 - (x / 0.8) ** 2, 0, 1))
+        y = np.where(np.abs(x) < 0.8, np.maximum(top, neckline), top)
+        body = np.concatenate([np.stack([cx + x * iod, y], 1), [[cx + 3.2 * iod, h + 2], [cx - 3.2 * iod, h + 2]]])
+        _fill(canvas, body, c.shirt)
+        # a darker hem along the neckline
+        collar = np.stack([cx + x * iod, y], 1)[np.abs(x) < 0.85]
+        cv2.polylines(canvas, [_fixed(collar)], False, _colour(0.75 * _rgb(*c.shirt)),
+                      max(int(0.06 * iod), 1), cv2.LINE_AA, 4)  # fmt: skip
+
+    def _draw_hair(self, canvas: np.ndarray, head: _HeadFrame) -> None:
+        """A dark cap with a soft sheen on the lit side."""
+        c = self.config
+        outline = head.project(self._hair)[:, :2]
+        box = _Box.around(outline, pad=2, shape=canvas.shape)
+        if box is None:
+            return
+        mask = np.zeros(box.shape, np.uint8)
+        _fill(mask, outline - box.origin, 255)
+        sheen_at = head.project(np.array([[-0.45, -1.75, 0.5]], np.float32))[0, :2] - box.origin
+        rows, cols = np.ogrid[: box.shape[0], : box.shape[1]]
+        r2 = ((cols - sheen_at[0]) ** 2 + (rows - sheen_at[1]) ** 2) / (0.55 * head.scale) ** 2
+        light = 0.9 + 0.45 * np.exp(-r2).astype(np.float32)
+        colour = np.clip(_rgb(*c.hair) * light[..., None], 0, 255).astype(np.uint8)
+        region = box.view(canvas)
+        inside = mask > 0
+        region[inside] = colour[inside]
 
     def _draw_face(self, canvas: np.ndarray, verts: np.ndarray, head: _HeadFrame) -> None:
         c = self.config
@@ -248,7 +288,6 @@ class FaceRenderer:
         n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-9
         lambert = np.clip(n @ self._light, 0.0, 1.0)
         shade = c.ambient + (1.0 - c.ambient) * lambert
-        colours = np.clip(self._material * shade[:, None], 0, 255)
         xy = corners[..., :2]
         lo = np.floor(xy.reshape(-1, 2).min(0)).astype(int) - 4
         hi = np.ceil(xy.reshape(-1, 2).max(0)).astype(int) + 4
@@ -257,24 +296,26 @@ class FaceRenderer:
         x1, y1 = min(hi[0], W), min(hi[1], H)
         if x1 <= x0 or y1 <= y0:
             return
-        layer = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        layer = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)  # material colour, crisp
+        shading = np.zeros((y1 - y0, x1 - x0), np.uint8)  # 1..255 where covered, 0 off the face
         fixed = np.round((xy - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
         order = np.argsort(-corners[:, :, 2].mean(1), kind="stable")  # far first
         fill = cv2.fillConvexPoly
-        col = colours.tolist()
+        material = self._material.tolist()
+        level = np.clip(np.round(shade * 254 + 1), 1, 255).astype(int).tolist()
         for k in order.tolist():
-            fill(layer, fixed[k], col[k], cv2.LINE_8, 4)
-            fill(mask, fixed[k], 255, cv2.LINE_8, 4)
-        # normalised blur: smooth the facets without bleeding the background into the face edge
+            fill(layer, fixed[k], material[k], cv2.LINE_8, 4)
+            fill(shading, fixed[k], level[k], cv2.LINE_8, 4)
+        # normalised blur of the shading alone: the facets melt into smooth light, the lips and brows
+        # keep their edges, and the background never bleeds into the face's rim
+        layer = cv2.GaussianBlur(layer, (0, 0), max(c.edge_blur_iod * head.scale, 0.5))
+        inside = shading > 0
         sigma = max(c.shade_blur_iod * head.scale, 0.5)
-        m = mask.astype(np.float32) / 255.0
-        num = cv2.GaussianBlur(layer.astype(np.float32) * m[..., None], (0, 0), sigma)
-        den = cv2.GaussianBlur(m, (0, 0), sigma)[..., None]
-        smooth = np.clip(num / np.maximum(den, 1e-3), 0, 255).astype(np.uint8)
+        num = cv2.GaussianBlur(shading.astype(np.float32), (0, 0), sigma)
+        den = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
+        light = num[inside] / (np.maximum(den[inside], 1e-3) * 255.0)
         region = canvas[y0:y1, x0:x1]
-        inside = mask > 0
-        region[inside] = smooth[inside]
+        region[inside] = np.clip(layer[inside] * light[:, None], 0, 255).astype(np.uint8)
         self._draw_nostrils(canvas, verts, head)
 
     def _draw_nostrils(self, canvas: np.ndarray, verts: np.ndarray, head: _HeadFrame) -> None:
@@ -330,9 +371,12 @@ class FaceRenderer:
         box = _Box.around(loop, pad=4, shape=canvas.shape)
         if box is None:
             return
+        parting = tuple(int(v) for v in 0.45 * _rgb(*c.lips))
+        thickness = max(int(round(0.02 * head.scale)), 1)
         mask = np.zeros(box.shape, np.uint8)
         _fill(mask, loop - box.origin, 255)
         if not mask.any():
+            cv2.polylines(canvas, [_fixed(verts[list(UPPER_INNER_LIP), :2])], False, parting, thickness, cv2.LINE_AA, 4)
             return
         patch = np.empty((*box.shape, 3), np.uint8)
         patch[:] = c.mouth
@@ -342,15 +386,16 @@ class FaceRenderer:
         # tongue: a rounded hump resting behind the lower teeth
         mid = lower[len(lower) // 2]
         width = float(np.linalg.norm(upper[-1] - upper[0]))
-        _ellipse(patch, mid - 0.09 * down, (0.36 * width, 0.12 * head.scale), head.roll_deg, c.tongue)
-        _fill(patch, np.concatenate([lower, lower[::-1] - c.lower_teeth_iod * down]), tuple(0.9 * _rgb(*c.teeth)))
+        _ellipse(patch, mid - 0.04 * down, (0.3 * width, 0.09 * head.scale), head.roll_deg, c.tongue)
+        _fill(patch, np.concatenate([lower, lower[::-1] - c.lower_teeth_iod * down]), 0.85 * _rgb(*c.teeth))
         _fill(patch, np.concatenate([upper, upper[::-1] + c.upper_teeth_iod * down]), c.teeth)
-        # the teeth's lower edge is in the lips' shadow: darken the opening's rim
-        rim = cv2.GaussianBlur(mask, (0, 0), max(0.025 * head.scale, 0.5)).astype(np.float32) / 255
-        patch = (patch * (0.55 + 0.45 * rim[..., None])).astype(np.uint8)
+        # the lips shade a narrow opening: a slit shows only darkness, a wide one its teeth
+        rim = cv2.GaussianBlur(mask, (0, 0), max(0.03 * head.scale, 0.5)).astype(np.float32) / 255
+        patch = (patch * np.clip(1.5 * rim - 0.1, 0.15, 1.0)[..., None]).astype(np.uint8)
         region = box.view(canvas)
         inside = mask > 0
         region[inside] = patch[inside]
+        cv2.polylines(canvas, [_fixed(verts[list(UPPER_INNER_LIP), :2])], False, parting, thickness, cv2.LINE_AA, 4)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -1,0 +1,60 @@
+"""Train an avatar's audio-to-expression model on its own training video, and score it on the holdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from talkinghead.errors import TalkingHeadError
+
+SAMPLE_RATE = 16000
+
+
+def audio_component(features: str) -> str:
+    """Bundle sub-folder of the audio model for ``features`` (``audio`` for the default log-mel)."""
+    return "audio" if features == "logmel" else f"audio-{features}"
+
+
+def train_avatar_audio(
+    avatar_dir: str | Path, *, features: str = "logmel", wav2vec2: str | None = None, steps: int | None = None,
+    video: str | Path | None = None, device: str = "cpu", quiet: bool = False, seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """Fit the model on the training frames only; report the lip-sync correlation on the held-out tail."""
+    from talkinghead import media
+    from talkinghead.audio.features import make_features, voice_activity
+    from talkinghead.audio.train import evaluate_jaw_correlation, predict_features, train_audio_model
+    from talkinghead.avatar import Avatar
+    from talkinghead.params import ParamSequence
+
+    avatar_dir = Path(avatar_dir)
+    try:
+        info = json.loads((avatar_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TalkingHeadError(f"{avatar_dir} is not an avatar: {exc}") from None
+    training = info.get("training", {})
+    video = Path(video or training.get("video", ""))
+    if not video.is_file():
+        raise TalkingHeadError(f"the training video {video} is not there; pass --video")
+    seq = ParamSequence.load(avatar_dir / "training_params.npz")
+    audio = media.extract_audio(video, SAMPLE_RATE)
+    if audio is None or media.is_silent(audio, SAMPLE_RATE):
+        raise TalkingHeadError(f"{video} has no speech to learn lip motion from")
+    n_train = int(training.get("train_frames", len(seq)))
+    split = int(round(n_train / seq.fps * SAMPLE_RATE))
+    model, metrics = train_audio_model(
+        audio[:split], SAMPLE_RATE, seq.expression[:n_train], seq.coefficient_names, seq.fps,
+        feature_kind=features, steps=steps, device=device, quiet=quiet, seed=seed, wav2vec2=wav2vec2,
+        valid=seq.valid[:n_train],
+    )  # fmt: skip
+    if n_train < len(seq) - 10:  # score on the unseen tail
+        extractor = make_features(features, wav2vec2=wav2vec2, device=device)
+        tail = audio[split:]
+        feats = extractor(tail, SAMPLE_RATE, seq.fps)
+        pred = predict_features(model, feats, voice_activity(tail, SAMPLE_RATE, seq.fps))
+        target = seq.expression[n_train : n_train + len(pred)]
+        metrics["holdout"] = evaluate_jaw_correlation(pred[: len(target)], target, model.names, seq.coefficient_names)
+    Avatar.add_component(avatar_dir, audio_component(features), model.save_pretrained)
+    return metrics
