@@ -11,7 +11,7 @@ def test_all_52_arkit_blendshapes_move_something():
     model = MorphableModel.default()
     assert model.names == ARKIT_NAMES and model.basis.shape == (52, N_POINTS, 3)
     peak = model.basis.norm(dim=-1).amax(-1)
-    assert (peak > 0.03).all(), [n for n, p in zip(model.names, peak) if p <= 0.03]
+    assert (peak > 0.03).all(), [n for n, p in zip(model.names, peak, strict=True) if p <= 0.03]
 
 
 def _moved(model, name, region):

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from talkinghead.errors import TalkingHeadError
 
 SAMPLE_RATE = 16000

@@ -48,7 +48,7 @@ class FitResult:
 
     def gaze(self, names: tuple[str, ...]) -> np.ndarray:
         """``[T,4]`` gaze (left x, y, right x, y; +x = subject's left, +y = down) from eyeLook*."""
-        e = dict(zip(names, self.expression.T))
+        e = dict(zip(names, self.expression.T, strict=True))
         return np.stack([
             e["eyeLookOutLeft"] - e["eyeLookInLeft"], e["eyeLookDownLeft"] - e["eyeLookUpLeft"],
             e["eyeLookInRight"] - e["eyeLookOutRight"], e["eyeLookDownRight"] - e["eyeLookUpRight"],
