@@ -72,7 +72,9 @@ def main() -> None:
                 for key, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                     timings[key] += dt
         total = time.perf_counter() - start
-    print(f"resolution {args.resolution}, {n} frames of {side}x{side}, batch {args.batch}, {args.threads} threads")
+    print(
+        f"resolution {args.resolution}, {n} frames of {side}x{side}, batch {args.batch}, {args.threads} threads"
+    )
     for key, value in timings.items():
         print(f"  {key:<10} {1000 * value / n:7.1f} ms/frame")
     print(f"  {'total':<10} {1000 * total / n:7.1f} ms/frame = {n / total:.1f} frames/s")

@@ -25,7 +25,9 @@ def machine(device: str = "cpu") -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} on CPU ({torch.get_num_threads()} threads)"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} on CPU ({torch.get_num_threads()} threads)"
+    )
 
 
 def require_data() -> None:

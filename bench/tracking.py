@@ -23,8 +23,13 @@ def mean_shape_rigid_error(landmarks: np.ndarray) -> float:
 
     mean = to_model_space(np.nanmean(align_sequence(landmarks, to_model_space(landmarks[0])), 0))
     rot, trans, scale = similarity_fit(torch.as_tensor(mean).double(), torch.as_tensor(landmarks).double())
-    pred = scale[:, None, None] * torch.einsum("bij,nj->bni", rot, torch.as_tensor(mean).double()) + trans[:, None]
-    err = np.linalg.norm(pred.numpy()[..., :2] - landmarks[..., :2], axis=-1).mean(-1) / inter_ocular(landmarks)
+    pred = (
+        scale[:, None, None] * torch.einsum("bij,nj->bni", rot, torch.as_tensor(mean).double())
+        + trans[:, None]
+    )
+    err = np.linalg.norm(pred.numpy()[..., :2] - landmarks[..., :2], axis=-1).mean(-1) / inter_ocular(
+        landmarks
+    )
     return float(err.mean())
 
 
@@ -43,7 +48,10 @@ def semantic_checks(result) -> dict[str, float]:
         blink = seq.coefficient(f"eyeBlink{side}")
         out[f"corr(eyeBlink{side}, -eye aperture)"] = float(np.corrcoef(blink, -aperture)[0, 1])
         closed = aperture < np.quantile(aperture, 0.03)
-        out[f"eyeBlink{side} on closed-eye frames / median"] = float(blink[closed].mean()), float(np.median(blink))
+        out[f"eyeBlink{side} on closed-eye frames / median"] = (
+            float(blink[closed].mean()),
+            float(np.median(blink)),
+        )
     smile = (seq.coefficient("mouthSmileLeft") + seq.coefficient("mouthSmileRight")) / 2
     out["corr(mouthSmile, mouth width)"] = float(np.corrcoef(smile, mouth_width)[0, 1])
     out["corr(jawOpen, lip gap)"] = float(np.corrcoef(seq.coefficient("jawOpen"), lip_gap)[0, 1])

@@ -65,6 +65,7 @@ def cli(ctx: click.Context, quiet: bool, device: str, seed: int) -> None:
     """
     ctx.obj = Settings(quiet=quiet, device=device, seed=seed)
     os.environ.setdefault("GLOG_minloglevel", "2")  # silence MediaPipe's C++ logging
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep: 5-10x faster on a busy CPU
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("absl").setLevel(logging.ERROR)
 

@@ -143,3 +143,20 @@ def test_generator_strided_path_and_bad_resolution():
 def test_from_pretrained_rejects_missing_folder(tmp_path):
     with pytest.raises(TalkingHeadError, match="cannot read the generator"):
         Generator.from_pretrained(tmp_path / "nothing")
+
+
+def test_fast_inference_path_matches_the_training_path():
+    gen = Generator(GeneratorConfig(resolution=256, hidden=16, texture_coarse=8, screen_grid=8))
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    guide = torch.rand(2, GUIDE_CHANNELS, 256, 256) * 2 - 1
+    params = torch.randn(2, 59)
+    gen.train()
+    rgb_train, alpha_train = gen(guide, params)  # autograd path
+    gen.eval()
+    with torch.inference_mode():
+        rgb_fast, alpha_fast = gen(guide, params)  # fused, cached path
+        rgb_again, _ = gen(guide, params)  # from the caches
+    assert torch.allclose(rgb_train, rgb_fast, atol=1e-5) and torch.allclose(alpha_train, alpha_fast, atol=1e-5)
+    assert torch.equal(rgb_fast, rgb_again)

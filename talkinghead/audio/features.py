@@ -40,7 +40,7 @@ class LevelConfig:
     target_dbfs: float = -20.0  # loud speech frames are brought to this level, whatever the recording gain
     reference_percentile: float = 95.0  # "loud speech": robust to clicks, present in any clip with speech
     max_gain_db: float = 20.0  # never lift background noise of a silent file up to speech level
-    silence_dbfs: float = -60.0  # frames below this are silent in any recording
+    silence_dbfs: float = -55.0  # frames below this are silent in any recording (room tone, hiss)
     relative_db: float = -35.0  # frames this far under the loud reference are pauses
     noise_margin_db: float = 8.0  # frames must stand this far over the quiet floor (5th percentile)
     noise_percentile: float = 5.0

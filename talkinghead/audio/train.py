@@ -42,6 +42,7 @@ class AudioTrainConfig:
     feature_noise: float = 0.05  # Gaussian noise in normalised feature units
     gain_jitter_db: float = 6.0  # log-mel only: recordings differ in level even after normalisation
     grad_clip: float = 1.0
+    n_mels: int = 80  # log-mel bands (feature_kind "logmel")
     hidden: int = 128
     layers: int = 4
     context_s: float = 0.3
@@ -198,7 +199,7 @@ def train_audio_model(
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
 
-    extractor = make_features(feature_kind, wav2vec2=wav2vec2, device=str(device))
+    extractor = make_features(feature_kind, n_mels=cfg.n_mels, wav2vec2=wav2vec2, device=str(device))
     n = len(expression)
     feats = _features(extractor, normalize_loudness(audio, sr), sr, fps, n)
     activity = _fit_length(voice_activity(audio, sr, fps), n)

@@ -67,6 +67,8 @@ class RenderConfig:
     shade_blur_iod: float = 0.045
     # Softening of the lip and brow edges (model units): about a pixel at the output size.
     edge_blur_iod: float = 0.012
+    # Colours (sRGB): a light warm skin, dark-brown hair and brows, brown irises, a muted shirt on a
+    # grey-blue wall; strong contrast at the brows, eyes and mouth is what face trackers key on.
     skin: tuple[int, int, int] = (236, 188, 160)
     lips: tuple[int, int, int] = (196, 104, 104)
     brows: tuple[int, int, int] = (78, 56, 44)
@@ -82,7 +84,7 @@ class RenderConfig:
     background_bottom: tuple[int, int, int] = (150, 160, 172)
     # Teeth sizes (model units): an upper incisor shows ~0.1 IOD below the lip when the mouth is open.
     upper_teeth_iod: float = 0.08
-    lower_teeth_iod: float = 0.045
+    lower_teeth_iod: float = 0.04
 
 
 CONFIG = RenderConfig()
@@ -144,7 +146,9 @@ class FaceRenderer:
         centroids = neutral[tris][:, :, :2].mean(1)
         for loop, colour in [(OUTER_LIPS, c.lips)] + [(b, c.brows) for b in BROWS]:
             poly = neutral[list(loop), :2].astype(np.float32)
-            inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids])
+            inside = np.array(
+                [cv2.pointPolygonTest(poly, (float(x), float(y)), False) > 0 for x, y in centroids]
+            )
             colours[inside] = _rgb(*colour)
         return colours
 
@@ -205,7 +209,9 @@ class FaceRenderer:
                     torch.from_numpy(part.translation), torch.from_numpy(part.scale),
                 ).numpy()  # fmt: skip
             for i in range(len(part)):
-                yield self.render_vertices(verts[i], part.rotation[i], part.translation[i], float(part.scale[i]))
+                yield self.render_vertices(
+                    verts[i], part.rotation[i], part.translation[i], float(part.scale[i])
+                )
 
     def render_vertices(
         self, vertices: np.ndarray, rotation: np.ndarray, translation: np.ndarray, scale: float
@@ -246,17 +252,16 @@ class FaceRenderer:
             chin_y = head.project(np.array([[0.0, 1.25, 0.6]], np.float32))[0, 1] - box.y0
             rows = np.arange(box.shape[0], dtype=np.float32)[:, None]
             light = 0.62 + 0.26 * np.clip((rows - chin_y) / (0.8 * iod), 0, 1)
-            colour = np.clip(_rgb(*c.skin) * light[..., None], 0, 255).astype(np.uint8)
-            colour = np.broadcast_to(colour, (*box.shape, 3))
-            region = box.view(canvas)
-            inside = mask > 0
-            region[inside] = colour[inside]
+            colour = np.clip(_rgb(*c.skin) * light[..., None], 0, 255).astype(np.uint8)  # [rows, 1, 3]
+            np.copyto(box.view(canvas), colour, where=mask[..., None] > 0)
         # shirt: rounded shoulders with a crew neckline
         x = np.linspace(-3.2, 3.2, 65)
         top = shoulder_y - 0.6 * iod * np.clip(1 - (x / 3.2) ** 2, 0, 1) ** 0.35
         neckline = shoulder_y - 0.25 * iod + 0.55 * iod * np.sqrt(np.clip(1 - (x / 0.8) ** 2, 0, 1))
         y = np.where(np.abs(x) < 0.8, np.maximum(top, neckline), top)
-        body = np.concatenate([np.stack([cx + x * iod, y], 1), [[cx + 3.2 * iod, h + 2], [cx - 3.2 * iod, h + 2]]])
+        body = np.concatenate(
+            [np.stack([cx + x * iod, y], 1), [[cx + 3.2 * iod, h + 2], [cx - 3.2 * iod, h + 2]]]
+        )
         _fill(canvas, body, c.shirt)
         # a darker hem along the neckline
         collar = np.stack([cx + x * iod, y], 1)[np.abs(x) < 0.85]
@@ -273,13 +278,15 @@ class FaceRenderer:
         mask = np.zeros(box.shape, np.uint8)
         _fill(mask, outline - box.origin, 255)
         sheen_at = head.project(np.array([[-0.45, -1.75, 0.5]], np.float32))[0, :2] - box.origin
-        rows, cols = np.ogrid[: box.shape[0], : box.shape[1]]
-        r2 = ((cols - sheen_at[0]) ** 2 + (rows - sheen_at[1]) ** 2) / (0.55 * head.scale) ** 2
-        light = 0.9 + 0.45 * np.exp(-r2).astype(np.float32)
-        colour = np.clip(_rgb(*c.hair) * light[..., None], 0, 255).astype(np.uint8)
-        region = box.view(canvas)
-        inside = mask > 0
-        region[inside] = colour[inside]
+        # the highlight is smooth: compute it on a 4x coarser grid and let OpenCV scale it up
+        step = 4.0
+        radius = 0.55 * head.scale / step
+        rows = np.arange(-(-box.shape[0] // 4), dtype=np.float32) - sheen_at[1] / step
+        cols = np.arange(-(-box.shape[1] // 4), dtype=np.float32) - sheen_at[0] / step
+        light = 0.9 + 0.45 * np.outer(np.exp(-((rows / radius) ** 2)), np.exp(-((cols / radius) ** 2)))
+        coarse = (light[..., None] * _rgb(*c.hair)).clip(0, 255).astype(np.uint8)
+        colour = cv2.resize(coarse, (box.shape[1], box.shape[0]), interpolation=cv2.INTER_LINEAR)
+        np.copyto(box.view(canvas), colour, where=mask[..., None] > 0)
 
     def _draw_face(self, canvas: np.ndarray, verts: np.ndarray, head: _HeadFrame) -> None:
         c = self.config
@@ -319,13 +326,16 @@ class FaceRenderer:
         self._draw_nostrils(canvas, verts, head)
 
     def _draw_nostrils(self, canvas: np.ndarray, verts: np.ndarray, head: _HeadFrame) -> None:
-        overlay = canvas.copy()
+        box = _Box.around(verts[list(NOSTRILS), :2], pad=int(0.1 * head.scale) + 2, shape=canvas.shape)
+        if box is None:
+            return
+        region = box.view(canvas)
+        overlay = region.copy()
+        angle = float(np.degrees(np.arctan2(head.axis(0)[1], head.axis(0)[0])))
         for i in NOSTRILS:
-            centre = verts[i, :2] + head.axis(1)[:2] * 0.02
-            axes = (0.055 * head.scale, 0.028 * head.scale)
-            angle = float(np.degrees(np.arctan2(head.axis(0)[1], head.axis(0)[0])))
-            _ellipse(overlay, centre, axes, angle, (90, 52, 48))
-        cv2.addWeighted(overlay, 0.7, canvas, 0.3, 0, dst=canvas)
+            centre = verts[i, :2] + head.axis(1)[:2] * 0.02 - box.origin
+            _ellipse(overlay, centre, (0.055 * head.scale, 0.028 * head.scale), angle, (90, 52, 48))
+        cv2.addWeighted(overlay, 0.7, region, 0.3, 0, dst=region)
 
     def _draw_eye(
         self, canvas: np.ndarray, verts: np.ndarray, eye: tuple[int, ...], iris: tuple[int, ...],
@@ -341,7 +351,7 @@ class FaceRenderer:
         if mask.any():
             patch = np.empty((*box.shape, 3), np.uint8)
             patch[:] = c.sclera
-            # a shadow under the upper lid: the top part of the opening is darker
+            # iris (with a darker ring), pupil and a catch light
             centre = verts[iris[0], :2] - box.origin
             radius = float(np.linalg.norm(verts[list(iris[1:]), :2] - verts[iris[0], :2], axis=1).mean())
             radius = max(radius, 1.0) * 1.05
@@ -349,6 +359,7 @@ class FaceRenderer:
             _circle(patch, centre, radius * 0.72, tuple(0.75 * _rgb(*c.iris)))
             _circle(patch, centre, radius * 0.45, (18, 14, 14))
             _circle(patch, centre + np.array([-0.3, -0.35]) * radius, radius * 0.16, (250, 250, 250))
+            # the upper lid shades the top of the opening
             upper = loop[: len(eye) // 2 + 1] - box.origin
             shade = np.zeros(box.shape, np.uint8)
             cv2.polylines(shade, [_fixed(upper)], False, 255, max(int(0.06 * head.scale), 1), cv2.LINE_AA, 4)
@@ -366,36 +377,52 @@ class FaceRenderer:
         cv2.polylines(canvas, [_fixed(lower_lid)], False, lower_col, max(thickness // 2, 1), cv2.LINE_AA, 4)
 
     def _draw_mouth(self, canvas: np.ndarray, verts: np.ndarray, head: _HeadFrame) -> None:
+        """Dark interior inside the inner lip contour, with teeth that taper off towards the corners."""
         c = self.config
-        loop = verts[list(INNER_LIPS), :2]
-        box = _Box.around(loop, pad=4, shape=canvas.shape)
-        if box is None:
-            return
-        parting = tuple(int(v) for v in 0.45 * _rgb(*c.lips))
+        upper_lip = verts[list(UPPER_INNER_LIP), :2]
+        parting = _colour(0.45 * _rgb(*c.lips))
         thickness = max(int(round(0.02 * head.scale)), 1)
-        mask = np.zeros(box.shape, np.uint8)
-        _fill(mask, loop - box.origin, 255)
-        if not mask.any():
-            cv2.polylines(canvas, [_fixed(verts[list(UPPER_INNER_LIP), :2])], False, parting, thickness, cv2.LINE_AA, 4)
+        loop = _chaikin(verts[list(INNER_LIPS), :2], 2)  # round off the contour's corners
+        box = _Box.around(loop, pad=4, shape=canvas.shape)
+        mask = np.zeros(box.shape if box else (1, 1), np.uint8)
+        if box is not None:
+            _fill(mask, loop - box.origin, 255)
+        if box is None or not mask.any():  # closed: just the line where the lips meet
+            cv2.polylines(canvas, [_fixed(upper_lip)], False, parting, thickness, cv2.LINE_AA, 4)
             return
         patch = np.empty((*box.shape, 3), np.uint8)
         patch[:] = c.mouth
         down = head.axis(1)[:2] * head.scale  # one model unit down the face, in pixels
-        upper = verts[list(UPPER_INNER_LIP), :2] - box.origin
-        lower = verts[list(LOWER_INNER_LIP), :2] - box.origin
-        # tongue: a rounded hump resting behind the lower teeth
-        mid = lower[len(lower) // 2]
+        upper = _resample(upper_lip, 24) - box.origin
+        lower = _resample(verts[list(LOWER_INNER_LIP), :2], 24) - box.origin
+        u = np.linspace(-1.0, 1.0, 24)[:, None]
+        taper = np.clip(1.15 * (1 - u**4), 0, 1)  # teeth fill the middle, the corners stay dark
         width = float(np.linalg.norm(upper[-1] - upper[0]))
+        mid = lower[len(lower) // 2]
+        # tongue: a rounded hump resting behind the lower teeth
         _ellipse(patch, mid - 0.04 * down, (0.3 * width, 0.09 * head.scale), head.roll_deg, c.tongue)
-        _fill(patch, np.concatenate([lower, lower[::-1] - c.lower_teeth_iod * down]), 0.85 * _rgb(*c.teeth))
-        _fill(patch, np.concatenate([upper, upper[::-1] + c.upper_teeth_iod * down]), c.teeth)
+        lower_edge = lower - c.lower_teeth_iod * taper**2 * down  # mostly hidden by the lower lip
+        _fill(patch, np.concatenate([lower, lower_edge[::-1]]), 0.72 * _rgb(*c.teeth))
+        upper_edge = upper + c.upper_teeth_iod * taper * down
+        _fill(patch, np.concatenate([upper, upper_edge[::-1]]), c.teeth)
+        # gaps between the incisors: faint lines near the middle of the upper teeth
+        for k in (8, 10, 12, 14, 16):
+            cv2.line(
+                patch,
+                _point(upper[k]),
+                _point(upper_edge[k]),
+                _colour(0.8 * _rgb(*c.teeth)),
+                1,
+                cv2.LINE_AA,
+                4,
+            )
         # the lips shade a narrow opening: a slit shows only darkness, a wide one its teeth
         rim = cv2.GaussianBlur(mask, (0, 0), max(0.03 * head.scale, 0.5)).astype(np.float32) / 255
         patch = (patch * np.clip(1.5 * rim - 0.1, 0.15, 1.0)[..., None]).astype(np.uint8)
         region = box.view(canvas)
         inside = mask > 0
         region[inside] = patch[inside]
-        cv2.polylines(canvas, [_fixed(verts[list(UPPER_INNER_LIP), :2])], False, parting, thickness, cv2.LINE_AA, 4)
+        cv2.polylines(canvas, [_fixed(upper_lip)], False, parting, max(thickness // 2, 1), cv2.LINE_AA, 4)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -449,6 +476,20 @@ class _Box:
 def _fixed(pts: np.ndarray) -> np.ndarray:
     """Pixel coordinates -> OpenCV fixed point with 4 fractional bits (sub-pixel accurate polygons)."""
     return np.round(np.asarray(pts, np.float64)[:, :2] * 16).astype(np.int32)
+
+
+def _point(pt: np.ndarray) -> tuple[int, int]:
+    return (int(round(float(pt[0]) * 16)), int(round(float(pt[1]) * 16)))
+
+
+def _resample(curve: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points evenly spaced along an open polyline ``[M,2]`` (by arc length)."""
+    seg = np.linalg.norm(np.diff(curve, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 1e-9:
+        return np.repeat(curve[:1], n, 0)
+    t = np.linspace(0.0, s[-1], n)
+    return np.stack([np.interp(t, s, curve[:, 0]), np.interp(t, s, curve[:, 1])], 1)
 
 
 def _colour(colour) -> tuple[int, ...] | int:

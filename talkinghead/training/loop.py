@@ -46,8 +46,8 @@ class TrainConfig:
     grid_lr: float = 1e-2
     segmenter_lr: float = 2e-3
     final_lr_factor: float = 0.1  # cosine decay to 10 % over each stage: fine detail settles at the end
-    # how often a crop is composited over another frame's background during training (teaches alpha)
-    other_background: float = 0.5
+    # weight of the composite-over-another-frame term that teaches alpha (see Trainer._real_loss)
+    alpha_weight: float = 0.5
     pseudo_weight: float = 1.0
     geometry_weight: float = 0.1
     checkpoint_every: int = 200
@@ -168,17 +168,10 @@ class Trainer:
         batch = self.conditioner.frames(self.data.params, idx, self.data.boxes[idx], self.device)
         return idx, batch, self.data.images(idx, self.device)
 
-    def _backgrounds(self, target: torch.Tensor) -> torch.Tensor:
-        """Per pair: the frame itself, or (with probability ``other_background``) another frame's crop."""
-        pairs = target.shape[0] // 2
+    def _other_backgrounds(self, pairs: int) -> torch.Tensor:
+        """Crops of random other frames, one per pair (what a background loop would show instead)."""
         other = self.rng.integers(0, len(self.data), pairs)
-        use_other = self.rng.random(pairs) < self.config.other_background
-        bg = target.clone()
-        if use_other.any():
-            others = self.data.images(np.repeat(other[use_other], 2), self.device)
-            sel = torch.from_numpy(np.repeat(use_other, 2)).to(self.device)
-            bg[sel] = others
-        return bg
+        return self.data.images(np.repeat(other, 2), self.device)
 
     def _aux_batch(self, pairs: int) -> tuple[FrameBatch, torch.Tensor, torch.Tensor]:
         """Auxiliary pairs with pseudo targets ``[2p,3,r,r]`` and their weights ``[2p,1,r,r]``."""
@@ -227,15 +220,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _real_loss(self, pairs: int) -> tuple[torch.Tensor, dict[str, float], tuple]:
+        """Reconstruction of real pairs, plus the alpha term.
+
+        The RGB output is always compared with the frame itself. Alpha is learned from a composite
+        over *another* frame's crop (RGB detached): it opens where the generated pixel beats the
+        background's, i.e. over the moving head and body, and stays closed on a static background.
+        Compositing over the frame itself would let alpha = 0 reproduce the target for free.
+        """
         idx, batch, target = self._real_batch(pairs)
         rgb, alpha = self.generator(batch.guide, batch.params)
-        bg = self._backgrounds(target)
-        comp = alpha * rgb + (1 - alpha) * bg
         weight = region_weights(batch.guide, self.config.losses)
-        loss, parts = reconstruction_loss(
-            comp, target, weight, self.config.losses, perceptual=self.perceptual
-        )
-        return loss, parts, (batch, target, comp)
+        loss, parts = reconstruction_loss(rgb, target, weight, self.config.losses, perceptual=self.perceptual)
+        bg = self._other_backgrounds(pairs)
+        comp = alpha * rgb.detach() + (1 - alpha) * bg
+        alpha_loss = self.config.alpha_weight * weighted_l1(comp, target, weight)
+        parts["alpha"] = float(alpha_loss.detach())
+        return loss + alpha_loss, parts, (batch, target, rgb)
 
     def _segmenter_step(self, image: torch.Tensor, guide: torch.Tensor) -> float:
         self.segmenter.train().requires_grad_(True)
@@ -317,18 +317,24 @@ class Trainer:
     # -------------------------------------------------------------- previews
     @torch.no_grad()
     def preview_image(self) -> np.ndarray:
-        """Rows of ``ground truth | prediction | guide`` for a few training frames (+ an auxiliary row)."""
+        """Rows of ``ground truth | generated RGB | guide | alpha`` for a few training frames.
+
+        In stage 2 a last row shows an auxiliary frame: ``pseudo target (masked) | generated | guide``.
+        """
         self.generator.eval()
         idx = self.preview_index
         batch = self.conditioner.frames(self.data.params, idx, self.data.boxes[idx], self.device)
         target = self.data.images(idx, self.device)
         rgb, alpha = self.generator(batch.guide, batch.params)
-        comp = alpha * rgb + (1 - alpha) * target
-        rows = [torch.cat([target[i], comp[i], guide_picture(batch.guide[i])], 2) for i in range(len(idx))]
+        rows = [
+            torch.cat([target[i], rgb[i], guide_picture(batch.guide[i]), alpha[i].expand(3, -1, -1)], 2)
+            for i in range(len(idx))
+        ]
         cache = getattr(self, "preview_cache", None)
         if cache is not None:
             abatch, atarget, aweight, argb = cache
-            rows.append(torch.cat([atarget[0] * aweight[0], argb[0], guide_picture(abatch.guide[0])], 2))
+            dark = torch.zeros_like(argb[0])
+            rows.append(torch.cat([atarget[0] * aweight[0], argb[0], guide_picture(abatch.guide[0]), dark], 2))
         self.generator.train()
         image = torch.cat(rows, 1).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
         return (image * 255 + 0.5).astype(np.uint8)
