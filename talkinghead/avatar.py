@@ -434,10 +434,12 @@ class Avatar:
         else:
             factor = 1.0
         bg_iter = iter(background)
-        size = None
-        frames = self.generate(params, boxes, generator)
-        first = next(bg_iter)
+        first = next(bg_iter, None)
+        if first is None:
+            raise TalkingHeadError("the background has no frames")
         size = (first.shape[1], first.shape[0])
+        placed = boxes if factor == 1.0 else scale_boxes(boxes, factor)
+        frames = self.generate(params, boxes, generator)
         with VideoWriter(
             out_path, params.fps, size, audio, audio_rate, quiet=quiet, total=len(params)
         ) as writer:
@@ -445,8 +447,7 @@ class Avatar:
                 bg = first if i == 0 else next(bg_iter, None)
                 if bg is None:
                     raise TalkingHeadError(f"the background ran out after {i} frames")
-                box = boxes[i] if factor == 1.0 else scale_boxes(boxes[i : i + 1], factor)[0]
-                writer.write(paste_crop(bg, rgb, alpha, box))
+                writer.write(paste_crop(bg, rgb, alpha, placed[i]))
         return Path(out_path)
 
     # ------------------------------------------------------------- offline

@@ -6,7 +6,8 @@ Scores (each for the avatar and for the nearest-neighbour baseline, in the same 
   over all points and over the mouth, normalised by the inter-ocular distance (IOD);
 - jitter: mean landmark acceleration per frame (in IOD), against the real video's own.
 The baseline retrieves, for each held-out frame, the training frame with the closest parameters
-(expression and pose) and pastes its crop in place: what a generator must beat to earn its keep.
+(expression and rotation) and pastes its head crop in place, aligned on the head's position and
+size: what a generator must beat to earn its keep.
 """
 
 from __future__ import annotations
@@ -157,12 +158,21 @@ def evaluate(
     names = avatar.names
     bank = match_features(seq.slice(0, start), names, AuxConfig())
     nn_idx = nearest_frames(match_features(held, names, AuxConfig()), bank)
-    wanted = set(nn_idx.tolist())
     res = avatar.resolution
+    # the retrieved face is cut out where its head is (translation, scale) and pasted where the
+    # held-out head is, so the baseline is not penalised for the head having moved
+    users: dict[int, list[int]] = {}
+    for i, j in enumerate(nn_idx.tolist()):
+        users.setdefault(j, []).append(i)
     nn_crops: dict[int, np.ndarray] = {}
-    for i, frame in enumerate(iter_frames(video, 0, start)):
-        if i in wanted:
-            nn_crops[i] = crop_image(frame, avatar.training_boxes[i], res)
+    for j, frame in enumerate(iter_frames(video, 0, start)):
+        for i in users.get(j, ()):
+            ratio = seq.scale[j] / held.scale[i]
+            x0, y0, side = boxes[i]
+            src = np.array([round(seq.translation[j, 0] + (x0 - held.translation[i, 0]) * ratio),
+                            round(seq.translation[j, 1] + (y0 - held.translation[i, 1]) * ratio),
+                            round(side * ratio)], np.int64)  # fmt: skip
+            nn_crops[i] = crop_image(frame, src, res)
 
     real = list(iter_frames(video, start, stop))
     ours, nn = [], []
@@ -172,7 +182,7 @@ def evaluate(
     )
     for i, ((rgb, alpha), frame) in enumerate(pairs):
         ours.append(paste_crop(frame, rgb, alpha, boxes[i]))
-        crop = nn_crops[int(nn_idx[i])].astype(np.float32) / 255
+        crop = nn_crops[i].astype(np.float32) / 255
         nn.append(paste_crop(frame, crop, np.ones(crop.shape[:2], np.float32), boxes[i]))
 
     with torch.no_grad():

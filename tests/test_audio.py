@@ -132,6 +132,8 @@ def test_loudness_normalisation_removes_recording_gain() -> None:
     speech = env > 0.3
     assert np.abs(raw_quiet - loud)[speech].mean() > 3  # 20 dB apart without normalisation
     assert np.abs(quiet - loud)[speech].mean() < 0.05
+    extractor = feat.make_features("logmel")  # what training and prediction use: normalises by itself
+    assert np.abs(extractor(audio * 0.1, SR, FPS) - loud)[speech].mean() < 0.05
     assert np.array_equal(feat.normalize_loudness(np.zeros(SR, np.float32), SR), np.zeros(SR))
     hiss = np.random.default_rng(0).normal(0, 1e-4, SR).astype(np.float32)  # -80 dBFS
     assert np.abs(feat.normalize_loudness(hiss, SR)).std() < 1e-4 * 10.5  # lifted by at most 20 dB
@@ -139,10 +141,14 @@ def test_loudness_normalisation_removes_recording_gain() -> None:
 
 def test_voice_activity_marks_speech_not_silence_or_steady_noise() -> None:
     audio, env = synth_speech(6.0, seed=2)
+    audio[2 * SR : int(3.5 * SR)] = np.random.default_rng(1).normal(0, 1e-4, int(1.5 * SR))  # a pause
+    env[2 * FPS : int(3.5 * FPS)] = 0
     vad = feat.voice_activity(audio, SR, FPS)
     assert vad.shape == env.shape
-    pauses = minimum_filter1d((env == 0).astype(int), 7) == 1  # frames 3+ frames inside a pause
-    assert pauses.sum() > 10
+    # the mask stays open for the hangover, then ramps closed: look past both
+    margin = int(np.ceil((feat.LEVEL.hangover_s + feat.LEVEL.closing_s) * FPS)) + 1
+    pauses = minimum_filter1d((env == 0).astype(int), 2 * margin + 1) == 1
+    assert pauses[2 * FPS : int(3.5 * FPS)].sum() > 15
     assert vad[env > 0.5].min() > 0.95 and vad[pauses].max() < 0.05
     assert feat.voice_activity(np.zeros(SR, np.float32), SR, FPS).max() < 0.01
     noise = np.random.default_rng(0).normal(0, 0.03, 2 * SR).astype(np.float32)

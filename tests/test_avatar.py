@@ -196,3 +196,42 @@ def test_train_render_end_to_end(tmp_path):
     seq = ParamSequence.load(tmp_path / "me.training" / "track.npz").slice(51, 64)
     result = avatar.render(seq, tmp_path / "me.mp4", quiet=True)
     assert probe_video(result).frames == 13
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from talkinghead.cli import cli
+
+    return CliRunner().invoke(cli, ["--quiet", *args])
+
+
+def test_cli_train_refuses_a_short_video(tmp_path):
+    model = MorphableModel.default()
+    frames = synthetic_frames(model, synthetic_params(model, 20))
+    with VideoWriter(tmp_path / "short.mp4", 25, FRAME, quiet=True) as writer:
+        for frame in frames:
+            writer.write(frame)
+    result = _cli("train", str(tmp_path / "short.mp4"), "--out", str(tmp_path / "a"), "--resolution", "128")
+    assert result.exit_code == 1
+    assert "too short" in result.output and "at least 63 frames" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "a").exists()
+
+
+def test_cli_render_and_its_errors(avatar_dir, tmp_path):
+    seq = Avatar.load(avatar_dir).training_params.slice(0, 6)
+    seq.save(tmp_path / "p.npz")
+    ok = _cli("render", str(tmp_path / "p.npz"), "--avatar", str(avatar_dir), "-o", str(tmp_path / "o.mp4"))
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.strip().endswith("o.mp4") and probe_video(tmp_path / "o.mp4").frames == 6
+    replace(seq, model_id="flame/2020").save(tmp_path / "other.npz")
+    bad = _cli(
+        "render", str(tmp_path / "other.npz"), "--avatar", str(avatar_dir), "-o", str(tmp_path / "x.mp4")
+    )
+    assert bad.exit_code == 1 and "flame/2020" in bad.output and "Traceback" not in bad.output
+    foreign = _cli(
+        "render", str(tmp_path / "p.npz"), "--avatar", str(tmp_path), "-o", str(tmp_path / "x.mp4")
+    )
+    assert foreign.exit_code == 1 and "not an avatar" in foreign.output
+    assert not (tmp_path / "x.mp4").exists()

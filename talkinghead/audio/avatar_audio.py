@@ -53,6 +53,8 @@ def train_avatar_audio(
         feats = extractor(tail, SAMPLE_RATE, seq.fps)
         pred = predict_features(model, feats, voice_activity(tail, SAMPLE_RATE, seq.fps))
         target = seq.expression[n_train : n_train + len(pred)]
-        metrics["holdout"] = evaluate_jaw_correlation(pred[: len(target)], target, model.names, seq.coefficient_names)
+        metrics["holdout"] = evaluate_jaw_correlation(
+            pred[: len(target)], target, model.names, seq.coefficient_names
+        )
     Avatar.add_component(avatar_dir, audio_component(features), model.save_pretrained)
     return metrics

@@ -45,7 +45,8 @@ class LevelConfig:
     noise_margin_db: float = 8.0  # frames must stand this far over the quiet floor (5th percentile)
     noise_percentile: float = 5.0
     soft_db: float = 2.0  # width of the soft step from silent to voiced
-    hangover_s: float = 0.15  # lips move ~0.15 s before a sound starts and settle after it ends; bridges short dips
+    # lips move ~0.15 s before a sound starts and settle after it ends; this also bridges short dips
+    hangover_s: float = 0.15
     closing_s: float = 0.1  # the mouth takes about this long to close (or open) at a pause
 
 
@@ -149,6 +150,8 @@ def normalize_loudness(audio: np.ndarray, sr: float) -> np.ndarray:
     if len(audio) == 0:
         return audio
     db = _frame_db(audio, sr, 1.0 / LEVEL.hop_s)
+    if len(db) == 0:
+        return audio
     reference = np.percentile(db, LEVEL.reference_percentile)
     if reference <= -110:
         return audio
@@ -185,7 +188,11 @@ def voice_activity(audio: np.ndarray, sr: float, fps: float) -> np.ndarray:
 
 # --------------------------------------------------------------------------- extractors
 class FeatureExtractor(Protocol):
-    """Anything that turns ``audio[S]`` at ``sr`` into ``[T, dim]`` features at ``fps``."""
+    """Anything that turns ``audio[S]`` at ``sr`` into ``[T, dim]`` features at ``fps``.
+
+    Extractors are independent of recording gain (log-mel normalises loudness, wav2vec2 standardises
+    its input), so callers pass raw audio.
+    """
 
     kind: str
     dim: int
@@ -194,7 +201,11 @@ class FeatureExtractor(Protocol):
 
 
 class LogMelFeatures:
-    """Log-mel extractor object (always available)."""
+    """Log-mel extractor object (always available): loudness-normalised audio -> ``log_mel``.
+
+    The normalisation makes the features of one voice recorded at different gains alike, so a model
+    trained on one video's audio hears new speech the same way.
+    """
 
     kind = "logmel"
 
@@ -202,7 +213,7 @@ class LogMelFeatures:
         self.dim = int(n_mels)
 
     def __call__(self, audio: np.ndarray, sr: float, fps: float) -> np.ndarray:
-        return log_mel(audio, sr, fps, n_mels=self.dim)
+        return log_mel(normalize_loudness(_check_audio(audio, sr, fps), sr), sr, fps, n_mels=self.dim)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,6 @@ from talkinghead.audio.features import (
     FeatureExtractor,
     make_features,
     n_video_frames,
-    normalize_loudness,
     voice_activity,
 )
 from talkinghead.audio.model import AudioToExpression, AudioToExpressionConfig, cpu_compute, is_mouth_name
@@ -121,6 +121,14 @@ def _features(extractor: FeatureExtractor, audio: np.ndarray, sr: float, fps: fl
     return _fit_length(extractor(audio, sr, fps), n)
 
 
+def _weights_source(source: str | os.PathLike | None) -> str | None:
+    """A folder as an absolute path (the model must find it from any working directory); a hub name as is."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(source)
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two series; NaN when either is constant."""
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
@@ -201,7 +209,7 @@ def train_audio_model(
 
     extractor = make_features(feature_kind, n_mels=cfg.n_mels, wav2vec2=wav2vec2, device=str(device))
     n = len(expression)
-    feats = _features(extractor, normalize_loudness(audio, sr), sr, fps, n)
+    feats = _features(extractor, audio, sr, fps, n)
     activity = _fit_length(voice_activity(audio, sr, fps), n)
     if activity.mean() < cfg.min_voiced_fraction:
         raise TalkingHeadError(
@@ -217,7 +225,7 @@ def train_audio_model(
     model_cfg = AudioToExpressionConfig(
         coefficient_names=out_names, feature_kind=extractor.kind, feature_dim=extractor.dim, fps=float(fps),
         hidden=cfg.hidden, layers=cfg.layers, context_s=cfg.context_s, dropout=cfg.dropout,
-        wav2vec2=None if wav2vec2 is None or feature_kind != "wav2vec2" else str(wav2vec2),
+        wav2vec2=_weights_source(wav2vec2) if feature_kind == "wav2vec2" else None,
     )  # fmt: skip
     with torch.random.fork_rng(devices=[]), cpu_compute(cfg.cpu_threads):
         torch.manual_seed(seed)
@@ -344,6 +352,6 @@ def predict(
             f"the wav2vec2 weights give {extractor.dim} features, the audio model expects {cfg.feature_dim}"
         )
     audio = np.asarray(audio, np.float32)
-    feats = extractor(normalize_loudness(audio, sr), sr, cfg.fps)
+    feats = extractor(audio, sr, cfg.fps)
     activity = voice_activity(audio, sr, cfg.fps) if gate else None
     return predict_features(model, feats, activity)

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from talkinghead.generator.guide import GUIDE_CHANNELS, GuideConfig, GuideRasterizer, MeshTopology, Raster, head_plane_affine
+from talkinghead.generator.guide import (
+    GUIDE_CHANNELS,
+    GuideConfig,
+    GuideRasterizer,
+    MeshTopology,
+    Raster,
+    head_plane_affine,
+)
 from talkinghead.training.crop import to_crop
 
 GAZE_DIM = 4
@@ -43,14 +50,23 @@ class Conditioner:
     def param_vector(
         self, expression: np.ndarray, rotation: np.ndarray, gaze: np.ndarray | None
     ) -> np.ndarray:
-        """``[B,P]``: expression, rotation (axis-angle), gaze (zeros when unknown)."""
+        """``[B,P]``: expression, rotation (axis-angle), gaze.
+
+        Gaze the driver did not give is derived from the ``eyeLook*`` coefficients exactly as the
+        fitter derives it, so the generator sees the same kind of values it was trained on.
+        """
         expression = np.asarray(expression, np.float32)
-        gaze = (
-            np.zeros((len(expression), GAZE_DIM), np.float32)
-            if gaze is None
-            else np.asarray(gaze, np.float32)
-        )
-        return np.concatenate([expression, np.asarray(rotation, np.float32), gaze], 1)
+        if gaze is None:
+            gaze = self._gaze_from_expression(expression)
+        return np.concatenate([expression, np.asarray(rotation, np.float32), np.asarray(gaze, np.float32)], 1)
+
+    def _gaze_from_expression(self, expression: np.ndarray) -> np.ndarray:
+        from talkinghead.morphable.fitting import FitResult
+
+        try:
+            return FitResult(expression, None, None, None).gaze(tuple(self.model.names))
+        except KeyError:  # a model without ARKit eye names
+            return np.zeros((len(expression), GAZE_DIM), np.float32)
 
     def vertices(self, expression, rotation, translation, scale, boxes) -> np.ndarray:
         """Posed mesh ``[B,N,3]`` in crop pixels."""
@@ -95,7 +111,9 @@ class Conditioner:
         affines = self.head_affines(rotation, translation, scale, boxes)
         size = self.resolution
         guides = np.zeros((len(verts), size, size, GUIDE_CHANNELS), np.float32)  # channels-last
-        rasters = [self.rasterizer.guide_into(g, v, a) for g, v, a in zip(guides, verts, affines, strict=True)]
+        rasters = [
+            self.rasterizer.guide_into(g, v, a) for g, v, a in zip(guides, verts, affines, strict=True)
+        ]
         return FrameBatch(
             torch.from_numpy(guides).permute(0, 3, 1, 2).to(device),
             torch.from_numpy(self.param_vector(expression, rotation, gaze)).to(device),

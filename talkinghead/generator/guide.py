@@ -50,6 +50,10 @@ class GuideConfig:
     depth_scale: float = 0.25
     # Barycentrics of OpenCV's boundary pixels may fall a bit outside the triangle; clamp them.
     bary_eps: float = 1e-6
+    # The mesh silhouette is softened over this fraction of the crop (Gaussian sigma): the face mask
+    # ramps down and canonical coordinates and depth continue a little past the edge, so the network
+    # sees no step at the hairline or jaw line that would print as a seam at unseen poses.
+    edge_soften: float = 0.02
 
 
 @dataclass
@@ -246,12 +250,39 @@ class GuideRasterizer:
         zc = float(np.median(np.asarray(vertices)[:, 2]))
         feat[:, 3 + n_mask] = (raster.z - zc) / (self.config.depth_scale * size)
         out[raster.rows, raster.cols, : 4 + n_mask] = feat
+        if self.config.edge_soften > 0 and len(t):
+            self._soften_edge(out, raster)
         if self.topology.irises:
             iris = 3 + MASK_NAMES.index("irises")
             out[..., iris] = self._iris_mask(vertices, size) * out[..., 3 + MASK_NAMES.index("eyes")]
         if head_affine is not None:
             self.head_map(head_affine, size, out[..., -2:])
         return raster
+
+    def _soften_edge(self, out: np.ndarray, raster: Raster) -> None:
+        """Soft face mask; canonical coordinates and depth extended outwards by normalised blurring.
+
+        Works inside the face's bounding box grown by three sigmas (nothing changes further out).
+        """
+        size = out.shape[0]
+        sigma = self.config.edge_soften * size
+        pad = int(np.ceil(3 * sigma)) + 1
+        r0, r1 = max(int(raster.rows.min()) - pad, 0), min(int(raster.rows.max()) + pad + 1, size)
+        c0, c1 = max(int(raster.cols.min()) - pad, 0), min(int(raster.cols.max()) + pad + 1, size)
+        win = out[r0:r1, c0:c1]
+        face = 3 + MASK_NAMES.index("face")
+        depth = 3 + len(MASK_NAMES)
+        hard = win[..., face].copy()
+        soft = cv2.GaussianBlur(hard, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        values = np.concatenate([win[..., :3], win[..., depth : depth + 1]], -1)  # zero off the face
+        spread = cv2.GaussianBlur(values, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        extended = spread / np.maximum(soft, 1e-6)[..., None]
+        extended[soft <= 0.02] = 0.0
+        inside = hard > 0
+        extended[inside] = values[inside]  # exact values on the mesh itself
+        win[..., :3] = extended[..., :3]
+        win[..., depth] = extended[..., 3]
+        win[..., face] = soft
 
     def _iris_mask(self, vertices: np.ndarray, size: int) -> np.ndarray:
         mask = np.zeros((size, size), np.uint8)

@@ -52,6 +52,9 @@ class GeneratorConfig:
     hidden: int = 64  # 64 wide x 3 layers at 128x128 (see stride) keeps 256 output real time on 2 CPU cores
     layers: int = 3
     film_hidden: int = 128
+    # feed the head rotation to FiLM too? The guide already carries the pose geometrically; giving it
+    # to FiLM as well lets the network memorise per-pose looks that do not carry over to new poses
+    film_rotation: bool = False
     refine: bool = True
 
     def __post_init__(self) -> None:
@@ -212,7 +215,15 @@ class Generator(nn.Module):
         return super().load_state_dict(*args, **kwargs)
 
     # --------------------------------------------------------------- forward
-    def forward(self, guide: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, guide: torch.Tensor, params: torch.Tensor, window: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Render the crop, or with ``window=(top, left)`` only the patch of the crop that ``guide`` covers.
+
+        Patches (multiples of the stride, inside the crop) make training steps cheaper: the network is
+        pixel-wise, so a patch renders exactly as it would inside the whole crop (but at its border,
+        where the final 3x3 convolution sees zero padding instead of neighbours).
+        """
         c, s = self.config, self.config.stride
         b = guide.shape[0]
         low = F.avg_pool2d(guide, s) if s > 1 else guide
@@ -223,14 +234,22 @@ class Generator(nn.Module):
         # a constant 1 channel carries the first layer's FiLM shift
         one = torch.ones_like(low[:, :1])
         dyn = torch.cat([t.permute(0, 2, 3, 1) for t in (low, face, head, one)], -1).reshape(b, hl * wl, -1)
+        if not c.film_rotation:  # params are [expression K, rotation 3, gaze 4]
+            params = torch.cat([params[:, :-7], torch.zeros_like(params[:, -7:-4]), params[:, -4:]], 1)
         film = self.film(params).view(b, c.layers, 2, c.hidden)
         gain, shift = 1 + film[:, :, 0], film[:, :, 1]  # [B,L,hidden]
-        static = self.static_features(hl, guide.device, guide.dtype)  # [P,hidden]
+        static = self.static_features(c.resolution // s, guide.device, guide.dtype)  # [P,hidden]
+        if window is not None or hl * s != c.resolution:
+            top, left = (0, 0) if window is None else (window[0] // s, window[1] // s)
+            full = c.resolution // s
+            static = static.view(full, full, -1)[top : top + hl, left : left + wl].reshape(hl * wl, -1)
         # FiLM folded into per-sample weights: gain * (W x) + shift = (gain W) x + shift; the static
         # (position, screen) part is a per-pixel bias shared by every frame
         first = torch.cat([gain[:, 0, :, None] * self.dynamic_in, shift[:, 0, :, None]], 2)  # [B,hidden,D+1]
         weights = [gain[:, i, :, None] * w for i, w in enumerate(self.weights, start=1)]  # [B,hidden,hidden]
-        biases = [gain[:, i] * bias + shift[:, i] for i, bias in enumerate(self.biases, start=1)]  # [B,hidden]
+        biases = [
+            gain[:, i] * bias + shift[:, i] for i, bias in enumerate(self.biases, start=1)
+        ]  # [B,hidden]
         if not torch.is_grad_enabled() and _fused_linear_available(dyn):
             # inference, one frame at a time (stays in cache): oneDNN's linear + bias + SiLU in one pass
             outs = []

@@ -48,6 +48,11 @@ class TrainConfig:
     final_lr_factor: float = 0.1  # cosine decay to 10 % over each stage: fine detail settles at the end
     # weight of the composite-over-another-frame term that teaches alpha (see Trainer._real_loss)
     alpha_weight: float = 0.5
+    # real frames are trained on square patches of this fraction of the crop: the network is
+    # pixel-wise, so a half-size patch costs a quarter and teaches the same; 1.0 trains whole crops
+    patch: float = 0.5
+    # how often the patch is centred on the mouth (otherwise anywhere): the mouth matters most
+    mouth_patch: float = 0.5
     pseudo_weight: float = 1.0
     geometry_weight: float = 0.1
     checkpoint_every: int = 200
@@ -228,14 +233,38 @@ class Trainer:
         Compositing over the frame itself would let alpha = 0 reproduce the target for free.
         """
         idx, batch, target = self._real_batch(pairs)
-        rgb, alpha = self.generator(batch.guide, batch.params)
-        weight = region_weights(batch.guide, self.config.losses)
-        loss, parts = reconstruction_loss(rgb, target, weight, self.config.losses, perceptual=self.perceptual)
+        full_target = target
         bg = self._other_backgrounds(pairs)
+        guide, window = batch.guide, None
+        if self.config.patch < 1.0:
+            window, size = self._window(batch.guide)
+            rows, cols = slice(window[0], window[0] + size), slice(window[1], window[1] + size)
+            guide, target, bg = guide[..., rows, cols], target[..., rows, cols], bg[..., rows, cols]
+        rgb, alpha = self.generator(guide, batch.params, window)
+        weight = region_weights(guide, self.config.losses)
+        loss, parts = reconstruction_loss(rgb, target, weight, self.config.losses, perceptual=self.perceptual)
         comp = alpha * rgb.detach() + (1 - alpha) * bg
         alpha_loss = self.config.alpha_weight * weighted_l1(comp, target, weight)
         parts["alpha"] = float(alpha_loss.detach())
-        return loss + alpha_loss, parts, (batch, target, rgb)
+        return loss + alpha_loss, parts, (batch, full_target, rgb)
+
+    def _window(self, guide: torch.Tensor) -> tuple[tuple[int, int], int]:
+        """A training patch ``(top, left), size``: on the mouth half the time, anywhere otherwise."""
+        res, stride = guide.shape[-1], self.generator.config.stride
+        size = max(stride, int(round(res * self.config.patch / (2 * stride))) * 2 * stride)
+        size = min(size, res)
+        span = res - size
+        lips = guide[0, 3 + MASK_NAMES.index("lips")]
+        if self.rng.random() < self.config.mouth_patch and bool(lips.any()):
+            ys, xs = torch.nonzero(lips > 0.5, as_tuple=True)
+            centre = (float(ys.float().mean()), float(xs.float().mean()))
+            jitter = self.rng.uniform(-0.25, 0.25, 2) * size
+            top, left = (int(round(c - size / 2 + j)) for c, j in zip(centre, jitter, strict=True))
+        else:
+            top, left = (int(v) for v in self.rng.integers(0, span + 1, 2))
+        top = min(max(top, 0), span) // stride * stride
+        left = min(max(left, 0), span) // stride * stride
+        return (top, left), size
 
     def _segmenter_step(self, image: torch.Tensor, guide: torch.Tensor) -> float:
         self.segmenter.train().requires_grad_(True)
@@ -334,7 +363,9 @@ class Trainer:
         if cache is not None:
             abatch, atarget, aweight, argb = cache
             dark = torch.zeros_like(argb[0])
-            rows.append(torch.cat([atarget[0] * aweight[0], argb[0], guide_picture(abatch.guide[0]), dark], 2))
+            rows.append(
+                torch.cat([atarget[0] * aweight[0], argb[0], guide_picture(abatch.guide[0]), dark], 2)
+            )
         self.generator.train()
         image = torch.cat(rows, 1).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
         return (image * 255 + 0.5).astype(np.uint8)
