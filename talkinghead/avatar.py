@@ -6,7 +6,7 @@ Layout (``FORMAT_NAME`` version ``FORMAT_VERSION``)::
                            background and replay descriptions, training record
     generator/             config.json + model.safetensors (the personalized generator)
     segmenter/             config.json + model.safetensors (stage 2's mask head; offline mode reuses it)
-    morphable.safetensors  the subject's identity (neutral) and blendshape basis
+    morphable.safetensors  the subject's model: neutral, blendshape basis, pose correctives
     training_params.npz    the tracked parameters of the whole source video (+ crop boxes in its metadata)
     motion.json            the subject's head-motion and blink statistics (speech drivers read them)
     background.mp4         the source video's first seconds played forward then backward (a seamless loop)
@@ -251,8 +251,7 @@ class Avatar:
         self.generator.save_pretrained(tmp / "generator")
         if self.segmenter is not None:
             self.segmenter.save_pretrained(tmp / "segmenter")
-        tensors = {"identity": self.model.neutral.detach().cpu().contiguous(),
-                   "basis": self.model.basis.detach().cpu().contiguous()}  # fmt: skip
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(tensors, str(tmp / "morphable.safetensors"))
         self.training_params.save(tmp / "training_params.npz")
         if self.motion is not None:
@@ -292,9 +291,7 @@ class Avatar:
             )
         try:
             tensors = load_file(str(directory / "morphable.safetensors"))
-            model = MorphableModel(
-                tensors["identity"].numpy(), tensors["basis"].numpy(), tuple(info["coefficient_names"])
-            )
+            model = MorphableModel.from_state_dict(tensors, tuple(info["coefficient_names"]))
             if model.model_id != info["model_id"]:
                 raise TalkingHeadError(
                     f"{directory} was made for morphable model {info['model_id']!r}, not {model.model_id!r}"

@@ -58,9 +58,7 @@ def track_cached(video: Path, work: Path, tracker: str, quiet: bool):
             seq = ParamSequence.load(cache)
             if all(seq.metadata.get(k) == v for k, v in key.items()):
                 tensors = load_file(str(cache_model))
-                model = MorphableModel(
-                    tensors["identity"].numpy(), tensors["basis"].numpy(), seq.coefficient_names
-                )
+                model = MorphableModel.from_state_dict(tensors, seq.coefficient_names)
                 if not quiet:
                     print(f"reusing tracked parameters from {cache}", flush=True)
                 return seq, model
@@ -72,7 +70,7 @@ def track_cached(video: Path, work: Path, tracker: str, quiet: bool):
     seq = replace(result.params, metadata={**result.params.metadata, **key})
     model = result.model
     with atomic_path(cache_model) as tmp:
-        save_file({"identity": model.neutral.contiguous(), "basis": model.basis.contiguous()}, str(tmp))
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     seq.save(cache)  # last: its presence marks a complete cache
     return seq, model
 
