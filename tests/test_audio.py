@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _synthetic import expressions_for, synth_speech
 from scipy.ndimage import minimum_filter1d
 
 from talkinghead.audio import features as feat
@@ -30,43 +31,6 @@ from talkinghead.params import ParamSequence
 
 SR, FPS = 16000, 25
 JAW = ARKIT_NAMES.index("jawOpen")
-
-
-def synth_speech(seconds: float, seed: int, sr: int = SR, fps: float = FPS) -> tuple[np.ndarray, np.ndarray]:
-    """Voiced 'syllables' (a harmonic buzz under a bumpy envelope, with pauses) and that envelope per frame.
-
-    The envelope is what a jaw does while talking: it opens for each loud syllable and closes in pauses.
-    """
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    frames = int(round(n / sr * fps))
-    env = np.zeros(frames)
-    t = 0.2
-    while t < seconds - 0.3:
-        if rng.random() < 0.15:
-            t += rng.uniform(0.4, 1.0)
-            continue
-        dur, amp = rng.uniform(0.15, 0.35), rng.uniform(0.3, 1.0)
-        a, b = int(t * fps), int((t + dur) * fps)
-        if b - a >= 2:
-            env[a:b] = np.maximum(env[a:b], amp * np.hanning(b - a + 2)[1:-1])
-        t += dur + rng.uniform(0.02, 0.12)
-    ts = np.arange(n) / sr
-    env_s = np.interp(ts, (np.arange(frames) + 0.5) / fps, env)
-    phase = 2 * np.pi * np.cumsum(140 + 30 * np.sin(2 * np.pi * 0.3 * ts)) / sr
-    carrier = sum(np.sin(k * phase) / k for k in range(1, 25)) + 0.3 * rng.normal(size=n)
-    audio = 0.2 * env_s * carrier + 1e-4 * rng.normal(size=n)
-    return audio.astype(np.float32), env.astype(np.float32)
-
-
-def expressions_for(env: np.ndarray) -> np.ndarray:
-    """ARKit expressions: jaw follows the envelope, lips close between syllables, a slight smile."""
-    expr = np.zeros((len(env), len(ARKIT_NAMES)), np.float32)
-    expr[:, JAW] = 0.7 * env
-    expr[:, ARKIT_NAMES.index("mouthClose")] = 0.2 * (1 - env)
-    expr[:, ARKIT_NAMES.index("mouthSmileLeft")] = 0.1
-    expr[:, ARKIT_NAMES.index("eyeBlinkLeft")] = 0.3  # not a mouth coefficient: must be ignored
-    return expr
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _synthetic import FRAME, synthetic_frames, synthetic_params
+from _synthetic import FRAME, build_tiny_avatar, synthetic_frames, synthetic_params
 
-from talkinghead.avatar import Avatar, avatar_info, write_background, write_replay
+from talkinghead.avatar import Avatar
 from talkinghead.errors import TalkingHeadError
-from talkinghead.generator.conditioning import Conditioner
-from talkinghead.generator.network import Generator, GeneratorConfig
 from talkinghead.media import VideoWriter, probe_video
 from talkinghead.morphable.model import MorphableModel
-from talkinghead.training.dataset import crop_boxes_for, load_video_data
-from talkinghead.training.loop import TrainConfig, Trainer
 
 RES = 64
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -29,35 +25,7 @@ torch.set_num_threads(1)  # see test_training.py
 
 @pytest.fixture(scope="module")
 def avatar_dir(tmp_path_factory) -> Path:
-    """A tiny avatar trained for a few steps on the synthetic face, saved to disk."""
-    work = tmp_path_factory.mktemp("avatar")
-    model = MorphableModel.default()
-    params = synthetic_params(model, 60)
-    frames = synthetic_frames(model, params)
-    boxes, fixed = crop_boxes_for(params, model)
-    data = load_video_data(iter(frames), params, boxes, RES, 50)
-    cond = Conditioner(model, RES)
-    gen = Generator(GeneratorConfig(resolution=RES, param_dim=cond.param_dim, hidden=16, texture_coarse=8))
-    trainer = Trainer(
-        data, cond, gen, config=TrainConfig(stage1_steps=4, stage2_steps=2, batch_size=4), quiet=True
-    )
-    trainer.run()
-    used = write_background(iter(frames[:50]), work / "background.mp4", params.fps, 1.0, 20)
-    with VideoWriter(work / "source.mp4", params.fps, FRAME, quiet=True) as writer:
-        for frame in frames:
-            writer.write(frame)
-    write_replay(data.crops[::5], work / "replay.mp4", params.fps)
-    info = avatar_info(
-        model=model, resolution=RES, fps=params.fps, frame_size=FRAME, crop_size=int(boxes[0, 2]),
-        fixed_box=boxes[0] if fixed else None,
-        background={"file": "background.mp4", "frames": used, "scale": 1.0, "size": list(FRAME)},
-        replay_frames=list(range(0, 50, 5)),
-        training={"video": str(work / "source.mp4"), "holdout": [50, 60], "frames": 60},
-    )  # fmt: skip
-    full = replace(params, metadata={"crop_boxes": boxes.tolist()})
-    avatar = Avatar(info, model, gen, full, trainer.segmenter, {"note": "test"},
-                    files={"background": work / "background.mp4", "replay": work / "replay.mp4"})  # fmt: skip
-    return avatar.save(work / "bundle")
+    return build_tiny_avatar(tmp_path_factory.mktemp("avatar"), RES)
 
 
 def test_round_trip_renders_identically(avatar_dir, tmp_path):
@@ -173,29 +141,32 @@ def test_evaluate_writes_a_report(avatar_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_render_end_to_end(tmp_path):
-    """A few steps on the first ~2.5 s of real footage, then render: the whole user path."""
+def test_train_render_speak_end_to_end(tmp_path):
+    """`train` on ~2.6 s of real footage with its sound, then render and speak: the whole user path."""
     video = DATA / "talk_woman_8s.mp4"
     if not video.is_file():
         pytest.skip(f"real footage {video} is absent")
     pytest.importorskip("mediapipe")
-    pytest.importorskip("talkinghead.tracking.pipeline")
-    from talkinghead.media import VideoWriter, iter_frames
+    from talkinghead.media import extract_audio, iter_frames
     from talkinghead.params import ParamSequence
-    from talkinghead.training.pipeline import TrainOptions, train_avatar
 
     clip = tmp_path / "clip.mp4"
-    with VideoWriter(clip, 25, (512, 512), quiet=True) as writer:
-        for frame in iter_frames(video, 0, 64):
+    sound = extract_audio(video, 16000)
+    with VideoWriter(clip, 25, (512, 512), audio=sound[: 16000 * 66 // 25], quiet=True) as writer:
+        for frame in iter_frames(video, 0, 66):
             writer.write(frame)
-    options = TrainOptions(resolution=64, holdout=0.2, quiet=True,
-                           train=TrainConfig(stage1_steps=3, stage2_steps=2, batch_size=4))  # fmt: skip
-    out = train_avatar(clip, tmp_path / "me", options)
-    avatar = Avatar.load(out)
-    assert avatar.info["training"]["holdout"] == [51, 64]
-    seq = ParamSequence.load(tmp_path / "me.training" / "track.npz").slice(51, 64)
-    result = avatar.render(seq, tmp_path / "me.mp4", quiet=True)
-    assert probe_video(result).frames == 13
+    result = _cli("train", str(clip), "-o", str(tmp_path / "me"), "--resolution", "128", "--steps", "3",
+                  "--stage2-steps", "2", "--batch-size", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    avatar = Avatar.load(tmp_path / "me")
+    assert avatar.info["training"]["holdout"] == [53, 66]
+    assert (tmp_path / "me" / "audio" / "model.safetensors").is_file()  # `train` also learnt the voice
+    seq = ParamSequence.load(tmp_path / "me.training" / "track.npz").slice(53, 66)
+    out = avatar.render(seq, tmp_path / "me.mp4", quiet=True)
+    assert probe_video(out).frames == 13
+    spoken = _cli("speak", str(clip), "--avatar", str(tmp_path / "me"), "-o", str(tmp_path / "said.mp4"))
+    assert spoken.exit_code == 0, spoken.output
+    assert abs(probe_video(tmp_path / "said.mp4").frames - 66) <= 1
 
 
 # ------------------------------------------------------------------------------------------------- CLI

@@ -28,21 +28,19 @@ class AudioDriver:
 
     def emit(self, source: Path, context: DriverContext) -> DriverOutput:
         from talkinghead import media
-        from talkinghead.audio.features import make_features, voice_activity
+        from talkinghead.audio.features import voice_activity
         from talkinghead.audio.model import AudioToExpression, scatter_coefficients
         from talkinghead.audio.motion import MotionStats, synthesize_motion
-        from talkinghead.audio.train import predict_features
+        from talkinghead.audio.train import predict
 
         features = context.options.get("features", "logmel")
         audio = media.read_audio(source, SAMPLE_RATE)
         if media.is_silent(audio, SAMPLE_RATE):
             raise TalkingHeadError(f"{source} is silent: there is no speech to animate")
         model = AudioToExpression.from_pretrained(audio_model_dir(context.avatar, features), context.device)
-        extractor = make_features(features, wav2vec2=context.options.get("wav2vec2"), device=context.device)
         fps = context.fps
-        feats = extractor(audio, SAMPLE_RATE, fps)
-        activity = voice_activity(audio, SAMPLE_RATE, fps)
-        mouth = predict_features(model, feats, activity)
+        mouth = predict(model, audio, SAMPLE_RATE, wav2vec2=context.options.get("wav2vec2"), fps=fps)
+        activity = voice_activity(audio, SAMPLE_RATE, fps)[: len(mouth)]
         seq = context.blank(len(mouth))
         expression = scatter_coefficients(mouth, model.names, seq.coefficient_names, context.rest_expression())
         if context.avatar.motion is None:

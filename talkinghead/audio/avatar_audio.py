@@ -11,6 +11,10 @@ from talkinghead.errors import TalkingHeadError
 SAMPLE_RATE = 16000
 
 
+class NoSpeechError(TalkingHeadError):
+    """The training video has no sound, or only silence: nothing to learn lip motion from."""
+
+
 def audio_component(features: str) -> str:
     """Bundle sub-folder of the audio model for ``features`` (``audio`` for the default log-mel)."""
     return "audio" if features == "logmel" else f"audio-{features}"
@@ -22,8 +26,7 @@ def train_avatar_audio(
 ) -> dict[str, Any]:  # fmt: skip
     """Fit the model on the training frames only; report the lip-sync correlation on the held-out tail."""
     from talkinghead import media
-    from talkinghead.audio.features import make_features, voice_activity
-    from talkinghead.audio.train import evaluate_jaw_correlation, predict_features, train_audio_model
+    from talkinghead.audio.train import evaluate_jaw_correlation, predict, train_audio_model
     from talkinghead.avatar import Avatar
     from talkinghead.params import ParamSequence
 
@@ -39,7 +42,7 @@ def train_avatar_audio(
     seq = ParamSequence.load(avatar_dir / "training_params.npz")
     audio = media.extract_audio(video, SAMPLE_RATE)
     if audio is None or media.is_silent(audio, SAMPLE_RATE):
-        raise TalkingHeadError(f"{video} has no speech to learn lip motion from")
+        raise NoSpeechError(f"{video} has no speech to learn lip motion from")
     n_train = int(training.get("train_frames", len(seq)))
     split = int(round(n_train / seq.fps * SAMPLE_RATE))
     model, metrics = train_audio_model(
@@ -48,10 +51,7 @@ def train_avatar_audio(
         valid=seq.valid[:n_train],
     )  # fmt: skip
     if n_train < len(seq) - 10:  # score on the unseen tail
-        extractor = make_features(features, wav2vec2=wav2vec2, device=device)
-        tail = audio[split:]
-        feats = extractor(tail, SAMPLE_RATE, seq.fps)
-        pred = predict_features(model, feats, voice_activity(tail, SAMPLE_RATE, seq.fps))
+        pred = predict(model, audio[split:], SAMPLE_RATE, wav2vec2=wav2vec2, fps=seq.fps)
         target = seq.expression[n_train : n_train + len(pred)]
         metrics["holdout"] = evaluate_jaw_correlation(
             pred[: len(target)], target, model.names, seq.coefficient_names

@@ -333,13 +333,17 @@ def predict(
     device: str | torch.device | None = None,
     wav2vec2: str | os.PathLike | None = None,
     gate: bool = True,
+    fps: float | None = None,
 ) -> np.ndarray:
-    """Mouth coefficients for new speech: ``audio[S]`` at ``sr`` -> ``[T, K_mouth]`` at ``model.config.fps``.
+    """Mouth coefficients for new speech: ``audio[S]`` at ``sr`` -> ``[T, K_mouth]`` at ``fps``.
 
-    ``T = round(S / sr * fps)``; columns follow ``model.names``. With ``gate`` (default) silent frames are
-    pulled to the subject's resting mouth. ``wav2vec2`` overrides where the model's wav2vec2 weights are.
+    ``T = round(S / sr * fps)``; columns follow ``model.names``. ``fps`` defaults to the model's own
+    (the avatar's video rate). With ``gate`` (default) silent frames are pulled to the subject's resting
+    mouth. ``wav2vec2`` overrides where the model's wav2vec2 weights are. The extractor is rebuilt from
+    the model's config, so a model trained with other mel settings is fed what it learned from.
     """
     cfg = model.config
+    fps = float(fps or cfg.fps)
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
@@ -352,6 +356,6 @@ def predict(
             f"the wav2vec2 weights give {extractor.dim} features, the audio model expects {cfg.feature_dim}"
         )
     audio = np.asarray(audio, np.float32)
-    feats = extractor(audio, sr, cfg.fps)
-    activity = voice_activity(audio, sr, cfg.fps) if gate else None
+    feats = extractor(audio, sr, fps)
+    activity = voice_activity(audio, sr, fps) if gate else None
     return predict_features(model, feats, activity)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from talkinghead.cli import settings, user_errors
+from talkinghead.cli import Settings, settings, user_errors
 
 
 @click.command("train")
@@ -71,10 +71,16 @@ from talkinghead.cli import settings, user_errors
     help="Save a resumable checkpoint every N steps.",
 )
 @click.option("--tracker", default="mediapipe", show_default=True, help="Face tracker plugin.")
+@click.option(
+    "--audio/--no-audio",
+    default=True,
+    show_default=True,
+    help="Also train the speech-to-lips model on the video's own sound (skipped if it has no speech).",
+)
 @user_errors
 def command(
     video: Path, out: Path, resolution: str, steps: int, stage2_steps: int, batch_size: int, holdout: float,
-    resume: bool, preview_every: int, checkpoint_every: int, tracker: str,
+    resume: bool, preview_every: int, checkpoint_every: int, tracker: str, audio: bool,
 ) -> None:  # fmt: skip
     """Train an avatar from VIDEO (one person, face visible, 2 s at the very least; minutes are better).
 
@@ -92,4 +98,20 @@ def command(
                            device=str(device), seed=s.seed, quiet=s.quiet, train=config)  # fmt: skip
     path = train_avatar(video, out, options)
     s.echo(f"previews and loss plot: {work_dir_for(out)}")
+    if audio:
+        _train_audio(path, video, s)
     click.echo(str(path))
+
+
+def _train_audio(avatar: Path, video: Path, s: Settings) -> None:
+    """Give the new avatar a voice model so `speak` works at once; a mute video only earns a note."""
+    from talkinghead.audio.avatar_audio import NoSpeechError, train_avatar_audio
+
+    try:
+        metrics = train_avatar_audio(avatar, video=video, device=str(s.torch_device()), quiet=s.quiet, seed=s.seed)
+    except NoSpeechError as exc:
+        click.echo(f"note: no audio model trained ({exc}); `talkinghead speak` needs one", err=True)
+        return
+    if "holdout" in metrics:
+        h = metrics["holdout"]
+        s.echo(f"held-out lip sync: jawOpen correlation {h['jawOpen']:.2f}, mouth aperture {h['aperture']:.2f}")

@@ -29,8 +29,9 @@ class TrackResult:
 def track_landmarks(path: str | os.PathLike, tracker: str = "mediapipe", quiet: bool = False,
                     max_frames: int | None = None) -> tuple[np.ndarray, media.VideoInfo]:  # fmt: skip
     """Landmarks ``[T,N,3]`` (NaN where no face), streaming the frames: memory holds no video."""
+    tracker_cls = plugins.load("tracker", tracker)  # a typo in the name fails before any decoding
     info = media.probe_video(path)
-    tracker_obj = plugins.load("tracker", tracker)()
+    tracker_obj = tracker_cls()
     rows: list[np.ndarray] = []
     nan = None
     try:
