@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import TalkingHeadError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from talkinghead.audio.model import AudioToExpression
+    from talkinghead.audio.train import AudioTrainConfig
+    from talkinghead.params import ParamSequence
 
 SAMPLE_RATE = 16000
 
@@ -26,7 +33,6 @@ def train_avatar_audio(
 ) -> dict[str, Any]:  # fmt: skip
     """Fit the model on the training frames only; report the lip-sync correlation on the held-out tail."""
     from talkinghead import media
-    from talkinghead.audio.train import evaluate_jaw_correlation, predict, train_audio_model
     from talkinghead.avatar import Avatar
     from talkinghead.params import ParamSequence
 
@@ -44,17 +50,33 @@ def train_avatar_audio(
     if audio is None or media.is_silent(audio, SAMPLE_RATE):
         raise NoSpeechError(f"{video} has no speech to learn lip motion from")
     n_train = int(training.get("train_frames", len(seq)))
-    split = int(round(n_train / seq.fps * SAMPLE_RATE))
+    model, metrics = train_on_prefix(
+        seq, audio, SAMPLE_RATE, n_train, features=features, wav2vec2=wav2vec2, steps=steps, device=device,
+        quiet=quiet, seed=seed,
+    )  # fmt: skip
+    Avatar.add_component(avatar_dir, audio_component(features), model.save_pretrained)
+    return metrics
+
+
+def train_on_prefix(
+    seq: ParamSequence, audio: np.ndarray, sr: int, n_train: int, *, features: str = "logmel",
+    wav2vec2: str | None = None, steps: int | None = None, device: str = "cpu", quiet: bool = False,
+    seed: int = 0, config: AudioTrainConfig | None = None,
+) -> tuple[AudioToExpression, dict[str, Any]]:  # fmt: skip
+    """Train on the first ``n_train`` frames of ``seq`` (fitted on the video whose audio is ``audio[S]`` at
+    ``sr``); when more than 10 frames are left, ``metrics["holdout"]`` scores the model on them."""
+    from talkinghead.audio.train import evaluate_jaw_correlation, predict, train_audio_model
+
+    split = int(round(n_train / seq.fps * sr))
     model, metrics = train_audio_model(
-        audio[:split], SAMPLE_RATE, seq.expression[:n_train], seq.coefficient_names, seq.fps,
+        audio[:split], sr, seq.expression[:n_train], seq.coefficient_names, seq.fps,
         feature_kind=features, steps=steps, device=device, quiet=quiet, seed=seed, wav2vec2=wav2vec2,
-        valid=seq.valid[:n_train],
+        valid=seq.valid[:n_train], config=config,
     )  # fmt: skip
     if n_train < len(seq) - 10:  # score on the unseen tail
-        pred = predict(model, audio[split:], SAMPLE_RATE, wav2vec2=wav2vec2, fps=seq.fps)
+        pred = predict(model, audio[split:], sr, wav2vec2=wav2vec2, fps=seq.fps)
         target = seq.expression[n_train : n_train + len(pred)]
         metrics["holdout"] = evaluate_jaw_correlation(
             pred[: len(target)], target, model.names, seq.coefficient_names
         )
-    Avatar.add_component(avatar_dir, audio_component(features), model.save_pretrained)
-    return metrics
+    return model, metrics

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.atomic import atomic_path, write_text_atomic
 from talkinghead.audio.features import FEATURE_KINDS
 from talkinghead.errors import TalkingHeadError
 from talkinghead.morphable.names import ARKIT_NAMES
+from talkinghead.weights import save_weights
 
 FEATURE_CLIP = 6.0  # normalised features beyond this many standard deviations are clipped
 
@@ -193,19 +193,8 @@ class AudioToExpression(nn.Module):
     # ------------------------------------------------------------------ I/O
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TalkingHeadError(f"cannot create {directory}: {exc.strerror or exc}") from None
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": self.config.to_dict()}
-        write_text_atomic(directory / CONFIG_FILE, json.dumps(header, indent=2) + "\n")
-        return directory
+        return save_weights(self, directory, header, {"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
 
     @classmethod
     def from_pretrained(

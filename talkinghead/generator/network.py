@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from talkinghead.atomic import atomic_path
 from talkinghead.errors import TalkingHeadError
 from talkinghead.generator.guide import CHANNEL_NAMES, GUIDE_CHANNELS
+from talkinghead.weights import save_weights
 
 SUPPORTED_RESOLUTIONS = (64, 128, 256, 512)  # 64 only for tests; 128 fast, 256 default, 512 on a GPU
 _CANON = slice(0, 3)
@@ -279,13 +279,7 @@ class Generator(nn.Module):
     # ------------------------------------------------------------------- I/O
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (each atomically) into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
-        with atomic_path(directory / "config.json") as tmp:
-            tmp.write_text(json.dumps({"channels": list(CHANNEL_NAMES), **asdict(self.config)}, indent=2))
-        return directory
+        return save_weights(self, directory, {"channels": list(CHANNEL_NAMES), **asdict(self.config)})
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:

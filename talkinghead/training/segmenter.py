@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from talkinghead.atomic import atomic_path
 from talkinghead.errors import TalkingHeadError
 from talkinghead.generator.guide import MASK_NAMES
+from talkinghead.weights import save_weights
 
 SEG_MASKS = ("face", "lips", "mouth_inner", "eyes", "brows")  # irises are too small to judge at this size
 _MASK0 = 3
@@ -72,13 +72,7 @@ class Segmenter(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
-        with atomic_path(directory / "config.json") as tmp:
-            tmp.write_text(json.dumps({"masks": list(SEG_MASKS), **asdict(self.config)}, indent=2))
-        return directory
+        return save_weights(self, directory, {"masks": list(SEG_MASKS), **asdict(self.config)})
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> Segmenter:
