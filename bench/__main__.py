@@ -101,7 +101,11 @@ def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
 def bench_lipsync(args: argparse.Namespace) -> dict[str, Any]:
     from bench.lipsync import run
 
-    return run(quiet=True)
+    result = run(quiet=True)
+    rows = [{"clip": c["clip"], "jaw": c["holdout"]["jawOpen"], "aperture": c["holdout"]["aperture"],
+             "baseline": c["baseline"]["jawOpen"]} for c in result["clips"] if not c.get("no_voice")]  # fmt: skip
+    body = result["markdown"].split("\n", 2)[2]  # without its own "## Lip sync" heading
+    return {"rows": rows, "markdown": body, "clips": result["clips"]}
 
 
 def bench_fidelity(args: argparse.Namespace) -> dict[str, Any]:

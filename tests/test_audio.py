@@ -119,6 +119,22 @@ def test_voice_activity_marks_speech_not_silence_or_steady_noise() -> None:
     assert feat.voice_activity(noise, SR, FPS).mean() < 0.1
 
 
+def test_a_voice_is_told_apart_from_noise() -> None:
+    """A soundtrack of fan or room noise is loud enough to pass the silence check but holds no voice:
+    training must refuse it rather than learn lip motion from it."""
+    from talkinghead.audio.avatar_audio import NoSpeechError, check_voice
+
+    speech, _ = synth_speech(6.0, seed=4)
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.normal(size=6 * SR)).astype(np.float32)
+    assert feat.pitched_fraction(speech, SR) > 0.3
+    assert check_voice(speech, SR, "speech.wav") > 0.3
+    assert feat.pitched_fraction(noise, SR) < 0.1
+    with pytest.raises(NoSpeechError, match="no voice"):
+        check_voice(noise, SR, "noise.wav")
+    assert feat.pitched_fraction(np.zeros(SR, np.float32), SR) == 0.0
+
+
 def test_wav2vec2_features_from_a_local_folder(tiny_wav2vec2: Path) -> None:
     extractor = feat.make_features("wav2vec2", wav2vec2=tiny_wav2vec2)
     assert extractor.kind == "wav2vec2" and extractor.dim == 32

@@ -27,6 +27,22 @@ def audio_component(features: str) -> str:
     return "audio" if features == "logmel" else f"audio-{features}"
 
 
+MIN_PITCHED_FRACTION = 0.1  # speech is pitched in ~40-70 % of its frames; noise in under 5 %
+
+
+def check_voice(audio: np.ndarray, sr: int, source: str | Path) -> float:
+    """Raise NoSpeechError unless ``audio`` holds a voice; returns its pitched fraction."""
+    from talkinghead.audio.features import pitched_fraction
+
+    pitched = pitched_fraction(audio, sr)
+    if pitched < MIN_PITCHED_FRACTION:
+        raise NoSpeechError(
+            f"{source} has sound but no voice in it (a pitch is heard in {100 * pitched:.0f} % of frames, "
+            f"speech has {100 * MIN_PITCHED_FRACTION:.0f} % or more): nothing to learn lip motion from"
+        )
+    return pitched
+
+
 def train_avatar_audio(
     avatar_dir: str | Path, *, features: str = "logmel", wav2vec2: str | None = None, steps: int | None = None,
     video: str | Path | None = None, device: str = "cpu", quiet: bool = False, seed: int = 0,
@@ -49,6 +65,7 @@ def train_avatar_audio(
     audio = media.extract_audio(video, SAMPLE_RATE)
     if audio is None or media.is_silent(audio, SAMPLE_RATE):
         raise NoSpeechError(f"{video} has no speech to learn lip motion from")
+    check_voice(audio, SAMPLE_RATE, video)
     n_train = int(training.get("train_frames", len(seq)))
     model, metrics = train_on_prefix(
         seq, audio, SAMPLE_RATE, n_train, features=features, wav2vec2=wav2vec2, steps=steps, device=device,

@@ -186,6 +186,25 @@ def voice_activity(audio: np.ndarray, sr: float, fps: float) -> np.ndarray:
     return soft.astype(np.float32)
 
 
+def pitched_fraction(audio: np.ndarray, sr: float, max_seconds: float = 60.0) -> float:
+    """Fraction of 20 ms frames in which librosa's pYIN hears a voice pitch (65-500 Hz).
+
+    Loudness alone cannot tell speech from room noise or a muted track with a noise floor; a voice is
+    pitched in roughly half of its frames, noise almost never (a steady hum is pitched too, and passes). Looks at the first ``max_seconds``.
+    """
+    import librosa
+
+    audio = _check_audio(audio, sr, 25.0)[: int(max_seconds * sr)]
+    peak = float(np.abs(audio).max())
+    if peak <= 0:
+        return 0.0
+    _, voiced, _ = librosa.pyin(
+        (audio / peak).astype(np.float32), fmin=65, fmax=500, sr=int(sr), frame_length=1024,
+        hop_length=max(1, int(round(0.02 * sr))),
+    )  # fmt: skip
+    return float(np.mean(voiced)) if len(voiced) else 0.0
+
+
 # --------------------------------------------------------------------------- extractors
 class FeatureExtractor(Protocol):
     """Anything that turns ``audio[S]`` at ``sr`` into ``[T, dim]`` features at ``fps``.

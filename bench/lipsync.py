@@ -1,0 +1,173 @@
+"""Lip sync of the per-avatar audio model on held-out speech: train on the head of a clip, score its tail.
+
+Run: ``python -m bench.lipsync [--clips a.mp4 ...] [--holdout 0.2]`` (writes ``bench/lipsync.md``).
+
+For each clip the whole video is tracked and fitted once (cached under ``runs/bench/lipsync/``), the audio
+model is trained on the first ``1 - holdout`` of it exactly as ``talkinghead train-audio`` does
+(``talkinghead.audio.avatar_audio.train_on_prefix``), and its predictions for the unseen tail are
+correlated with the coefficients fitted on the real frames. A trivial baseline puts the number in
+context: the loudness envelope of the tail (frame RMS in dB), correlated with the same targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import CLIPS, DATA, RESULTS, machine, require_data
+
+CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench" / "lipsync"
+SAMPLE_RATE = 16000
+
+
+def clip_params(clip: str, quiet: bool = True):
+    """The clip's fitted ParamSequence, tracked once and cached as ``runs/bench/lipsync/<clip>.npz``."""
+    from talkinghead.params import ParamSequence
+    from talkinghead.tracking.pipeline import track_video
+
+    cached = CACHE / f"{Path(clip).stem}.npz"
+    if cached.is_file():
+        return ParamSequence.load(cached)
+    if not quiet:
+        print(f"tracking {clip} (once; cached in {cached})", file=sys.stderr)
+    seq = track_video(DATA / clip, quiet=True).params
+    CACHE.mkdir(parents=True, exist_ok=True)
+    seq.save(cached)
+    return seq
+
+
+def loudness_baseline(audio: np.ndarray, sr: int, fps: float, target: np.ndarray, names) -> dict[str, float]:
+    """Correlation of the frame loudness (RMS in dB) with the fitted jawOpen and mouth aperture."""
+    from talkinghead.audio.features import _frame_db
+    from talkinghead.audio.train import mouth_aperture, pearson
+
+    level = _frame_db(np.asarray(audio, np.float32), sr, fps)
+    n = min(len(level), len(target))
+    level, target = level[:n], target[:n]
+    return {
+        "jawOpen": pearson(level, target[:, list(names).index("jawOpen")]),
+        "aperture": pearson(level, mouth_aperture(target, tuple(names))),
+    }
+
+
+def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 0, config=None,
+               steps: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train on the head of ``clip``, score the tail; the model, the baseline and the audio level."""
+    from talkinghead import media
+    from talkinghead.audio.avatar_audio import MIN_PITCHED_FRACTION, train_on_prefix
+    from talkinghead.audio.features import pitched_fraction
+
+    audio = media.extract_audio(DATA / clip, SAMPLE_RATE)
+    if audio is None:
+        raise SystemExit(f"{clip} has no audio track")
+    pitched = pitched_fraction(audio, SAMPLE_RATE)
+    if pitched < MIN_PITCHED_FRACTION:  # `talkinghead train` refuses it too: there is no voice to follow
+        return {"clip": clip, "no_voice": True, "pitched_fraction": pitched, "level_dbfs": _level(audio)}
+    seq = clip_params(clip, quiet)
+    total = len(seq)
+    n_train = total - int(round(total * holdout))
+    started = time.perf_counter()
+    model, metrics = train_on_prefix(seq, audio, SAMPLE_RATE, n_train, steps=steps, quiet=True, seed=seed,
+                                     config=config)  # fmt: skip
+    split = int(round(n_train / seq.fps * SAMPLE_RATE))
+    target = seq.expression[n_train:]
+    return {
+        "clip": clip, "frames": total, "train_frames": n_train, "fps": seq.fps,
+        "holdout": metrics.get("holdout", {"jawOpen": math.nan, "aperture": math.nan}),
+        "baseline": loudness_baseline(audio[split:], SAMPLE_RATE, seq.fps, target, seq.coefficient_names),
+        "train_jaw_correlation": metrics["train_jaw_correlation"],
+        "voiced_fraction": metrics["voiced_fraction"], "rest_source": metrics["rest_source"],
+        "pitched_fraction": pitched, "level_dbfs": _level(audio), "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+
+
+def _level(audio: np.ndarray) -> float:
+    """Median frame level in dBFS: says how loud the soundtrack is, speech or not."""
+    from talkinghead.audio.features import _frame_db
+
+    return float(np.median(_frame_db(np.asarray(audio, np.float32), SAMPLE_RATE, 25.0)))
+
+
+def _f(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}"
+
+
+def markdown(results: dict[str, Any], holdout: float, command: str) -> str:
+    rows = [
+        f"| {Path(r['clip']).stem} | no voice in the soundtrack (pitch in {100 * r['pitched_fraction']:.0f} % of "
+        f"frames, median level {r['level_dbfs']:.0f} dBFS): not measurable | | | | | {100 * r['pitched_fraction']:.0f} % | |"
+        if r.get("no_voice") else
+        f"| {Path(r['clip']).stem} | {r['train_frames']} / {r['frames']} | {_f(r['holdout']['jawOpen'])} "
+        f"| {_f(r['holdout']['aperture'])} | {_f(r['baseline']['jawOpen'])} | {_f(r['baseline']['aperture'])} "
+        f"| {_f(r['train_jaw_correlation'])} | {100 * r['pitched_fraction']:.0f} % | {r['seconds']:.0f} |"
+        for r in results["clips"]
+    ]  # fmt: skip
+    return "\n".join([
+        "## Lip sync on held-out speech", "",
+        f"Machine: {results['machine']}. Command: `{command}`.", "",
+        f"The audio model (log-mel, `AudioTrainConfig` defaults, seed {results['seed']}) is trained on the first "
+        f"{100 * (1 - holdout):.0f} % of each clip, exactly as `talkinghead train-audio` trains it; the table gives "
+        f"the Pearson correlation of its predictions for the last {100 * holdout:.0f} % with the coefficients "
+        "fitted on the real frames. Baseline: the tail's loudness envelope (frame RMS in dB) correlated with "
+        "the same targets. Aperture is jawOpen - mouthClose + lip raisers/lowerers (`mouth_aperture`). "
+        "Pitched frames: share of 20 ms frames where pYIN hears a voice pitch; below "
+        "10 % `talkinghead train` refuses to learn lip motion from the soundtrack.", "",
+        "| clip | train / all frames | jawOpen corr | aperture corr | baseline jawOpen | baseline aperture "
+        "| train-part jawOpen corr | pitched frames | seconds |",
+        "|---|---|---|---|---|---|---|---|---|", *rows, "",
+    ])  # fmt: skip
+
+
+def run(clips=CLIPS, holdout: float = 0.2, quiet: bool = False, *, seed: int = 0, write: bool = True,
+        config=None) -> dict[str, Any]:  # fmt: skip
+    """Score every clip; returns ``{"clips": [per-clip dict], "machine", "holdout", "seed", "markdown"}``.
+
+    With ``write`` (default) the table goes to ``bench/lipsync.md``.
+    """
+    import torch
+
+    require_data()
+    torch.set_num_threads(1)
+    if not 0 < holdout < 0.9:
+        raise SystemExit(f"--holdout must be in (0, 0.9), got {holdout}")
+    out = []
+    for clip in clips:
+        result = score_clip(clip, holdout, quiet=quiet, seed=seed, config=config)
+        out.append(result)
+        if not quiet:
+            print(f"{clip}: no voice" if result.get("no_voice") else f"{clip}: holdout jawOpen {_f(result['holdout']['jawOpen'])}, aperture "
+                  f"{_f(result['holdout']['aperture'])}; baseline {_f(result['baseline']['jawOpen'])}, "
+                  f"{_f(result['baseline']['aperture'])}", file=sys.stderr)  # fmt: skip
+    results = {"clips": out, "machine": machine(), "holdout": holdout, "seed": seed}
+    command = (
+        "python -m bench.lipsync"
+        + ("" if tuple(clips) == CLIPS else " --clips " + " ".join(clips))
+        + ("" if holdout == 0.2 else f" --holdout {holdout:g}")
+    )
+    results["markdown"] = markdown(results, holdout, command)
+    if write:
+        (RESULTS / "lipsync.md").write_text(results["markdown"])
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.lipsync", description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS), help="file names in ../shared/data")
+    parser.add_argument(
+        "--holdout", type=float, default=0.2, help="fraction of each clip held out (its tail)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    results = run(tuple(args.clips), args.holdout, args.quiet, seed=args.seed)
+    print(results["markdown"])
+
+
+if __name__ == "__main__":
+    main()
