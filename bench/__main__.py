@@ -99,9 +99,12 @@ def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_lipsync(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.common import CLIPS
     from bench.lipsync import run
 
-    result = run(quiet=True)
+    demo_video = ROOT / "runs" / "demo" / "demo_subject.mp4"  # synthetic, with exactly matched visemes
+    clips = (*CLIPS, str(demo_video)) if demo_video.is_file() else CLIPS
+    result = run(clips, quiet=True, write=False)
     rows = [{"clip": c["clip"], "jaw": c["holdout"]["jawOpen"], "aperture": c["holdout"]["aperture"],
              "baseline": c["baseline"]["jawOpen"]} for c in result["clips"] if not c.get("no_voice")]  # fmt: skip
     body = result["markdown"].split("\n", 2)[2]  # without its own "## Lip sync" heading
@@ -217,7 +220,7 @@ def section_markdown(name: str, entry: dict[str, Any]) -> list[str]:
         if data.get("rows"):
             rows = data["rows"]
             lines += ["", _plot_bars(PLOTS / "lipsync.png", "Held-out lip sync (jawOpen correlation)",
-                                     [r["clip"].split(".")[0] for r in rows],
+                                     [Path(r["clip"]).stem for r in rows],
                                      {"audio model": [r["jaw"] for r in rows],
                                       "loudness baseline": [r["baseline"] for r in rows]}, "Pearson r")]  # fmt: skip
     elif name == "fidelity":

@@ -87,6 +87,15 @@ def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 
     }  # fmt: skip
 
 
+def _display(clip: str) -> str:
+    """A clip as a reader can retype it: its name for the shared clips, else relative to the repository."""
+    path = Path(clip)
+    try:
+        return str(path.relative_to(RESULTS.parent)) if path.is_absolute() else clip
+    except ValueError:
+        return clip
+
+
 def _level(audio: np.ndarray) -> float:
     """Median frame level in dBFS: says how loud the soundtrack is, speech or not."""
     from talkinghead.audio.features import _frame_db
@@ -147,7 +156,7 @@ def run(clips=CLIPS, holdout: float = 0.2, quiet: bool = False, *, seed: int = 0
     results = {"clips": out, "machine": machine(), "holdout": holdout, "seed": seed}
     command = (
         "python -m bench.lipsync"
-        + ("" if tuple(clips) == CLIPS else " --clips " + " ".join(clips))
+        + ("" if tuple(clips) == CLIPS else " --clips " + " ".join(_display(c) for c in clips))
         + ("" if holdout == 0.2 else f" --holdout {holdout:g}")
     )
     results["markdown"] = markdown(results, holdout, command)
