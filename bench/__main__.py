@@ -163,6 +163,14 @@ def _header(name: str, entry: dict[str, Any]) -> list[str]:
             f"Command: `{entry['command']}` ({entry['seconds']:.0f} s).", ""]  # fmt: skip
 
 
+def _embedded(markdown: str) -> str:
+    """A bench script's own report without its title and machine line, which the section header gives."""
+    lines = markdown.strip().splitlines()
+    while lines and (lines[0].startswith("## ") or lines[0].startswith("Machine:") or not lines[0].strip()):
+        lines.pop(0)
+    return "\n".join(lines)
+
+
 def section_markdown(name: str, entry: dict[str, Any]) -> list[str]:
     data = entry["data"]
     lines = _header(name, entry)
@@ -216,7 +224,7 @@ def section_markdown(name: str, entry: dict[str, Any]) -> list[str]:
                                       "nearest neighbour": [r["metrics"]["scores"]["nn"]["psnr_face"] for r in rows]},
                                      "dB")]  # fmt: skip
     elif name == "lipsync":
-        lines += [data.get("markdown", "")]
+        lines += [_embedded(data.get("markdown", ""))]
         if data.get("rows"):
             rows = data["rows"]
             lines += ["", _plot_bars(PLOTS / "lipsync.png", "Held-out lip sync (jawOpen correlation)",
@@ -224,9 +232,7 @@ def section_markdown(name: str, entry: dict[str, Any]) -> list[str]:
                                      {"audio model": [r["jaw"] for r in rows],
                                       "loudness baseline": [r["baseline"] for r in rows]}, "Pearson r")]  # fmt: skip
     elif name == "fidelity":
-        lines += [data.get("markdown", "")]
-        if data.get("plot"):
-            lines += ["", f"![Stage 2 against stage 1]({data['plot']})"]
+        lines += [_embedded(data.get("markdown", ""))]  # holds its own plot
     return lines + [""]
 
 
