@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import numpy as np
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# mediapipe 0.10.14 calls a protobuf API that protobuf has deprecated: nothing a user can act on.
+warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
 
 class MediaPipeTracker:
