@@ -277,9 +277,9 @@ class GuideRasterizer:
         values = np.concatenate([win[..., :3], win[..., depth : depth + 1]], -1)  # zero off the face
         spread = cv2.GaussianBlur(values, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
         extended = spread / np.maximum(soft, 1e-6)[..., None]
-        extended[soft <= 0.02] = 0.0
-        inside = hard > 0
-        extended[inside] = values[inside]  # exact values on the mesh itself
+        # masked copies rather than boolean indexing: this runs for every rendered frame
+        np.copyto(extended, 0.0, where=(soft <= 0.02)[..., None])
+        np.copyto(extended, values, where=(hard > 0)[..., None])  # exact values on the mesh itself
         win[..., :3] = extended[..., :3]
         win[..., depth] = extended[..., 3]
         win[..., face] = soft

@@ -131,18 +131,25 @@ def paste_crop(
     """
     x0, y0, side = (int(v) for v in box)
     h, w = frame.shape[:2]
-    interp = cv2.INTER_LINEAR if side >= rgb.shape[0] else cv2.INTER_AREA
-    rgba = np.concatenate([rgb, alpha[..., None]], 2).astype(np.float32)
-    rgba = cv2.resize(rgba, (side, side), interpolation=interp) if side != rgb.shape[0] else rgba
-    weight = rgba[..., 3] * feather_mask(side, config.feather)
     # the part of the box inside the frame
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
     if fx1 <= fx0 or fy1 <= fy0:
         return frame.copy()
+    interp = cv2.INTER_LINEAR if side >= rgb.shape[0] else cv2.INTER_AREA
+    # colour and alpha are resized apart: contiguous arrays keep the blend below fast (online mode)
+    fg = np.asarray(rgb, np.float32)
+    fg = cv2.resize(fg, (side, side), interpolation=interp) if side != fg.shape[0] else fg.copy()
+    alpha = np.asarray(alpha, np.float32)
+    alpha = cv2.resize(alpha, (side, side), interpolation=interp) if side != alpha.shape[0] else alpha
+    weight = alpha * feather_mask(side, config.feather)
     sub = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
     out = frame.copy()
     region = out[fy0:fy1, fx0:fx1].astype(np.float32)
-    wgt = weight[sub][..., None]
-    region = region * (1 - wgt) + rgba[sub][..., :3] * 255.0 * wgt
-    out[fy0:fy1, fx0:fx1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+    blend = fg[sub]
+    blend *= 255.0  # in place: region + (fg - region) * weight, rounded
+    blend -= region
+    blend *= weight[sub][..., None]
+    blend += region + 0.5
+    np.clip(blend, 0, 255, out=blend)
+    out[fy0:fy1, fx0:fx1] = blend.astype(np.uint8)
     return out
