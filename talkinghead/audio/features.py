@@ -190,7 +190,8 @@ def pitched_fraction(audio: np.ndarray, sr: float, max_seconds: float = 60.0) ->
     """Fraction of 20 ms frames in which librosa's pYIN hears a voice pitch (65-500 Hz).
 
     Loudness alone cannot tell speech from room noise or a muted track with a noise floor; a voice is
-    pitched in roughly half of its frames, noise almost never (a steady hum is pitched too, and passes). Looks at the first ``max_seconds``.
+    pitched in roughly half of its frames, noise almost never (a steady hum is pitched too, and passes).
+    Looks at the first ``max_seconds``.
     """
     import librosa
 

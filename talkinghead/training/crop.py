@@ -137,9 +137,9 @@ def paste_crop(
         return frame.copy()
     interp = cv2.INTER_LINEAR if side >= rgb.shape[0] else cv2.INTER_AREA
     # colour and alpha are resized apart: contiguous arrays keep the blend below fast (online mode)
-    fg = np.asarray(rgb, np.float32)
+    fg = np.ascontiguousarray(rgb, np.float32)
     fg = cv2.resize(fg, (side, side), interpolation=interp) if side != fg.shape[0] else fg.copy()
-    alpha = np.asarray(alpha, np.float32)
+    alpha = np.ascontiguousarray(alpha, np.float32)
     alpha = cv2.resize(alpha, (side, side), interpolation=interp) if side != alpha.shape[0] else alpha
     weight = alpha * feather_mask(side, config.feather)
     sub = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
