@@ -107,8 +107,7 @@ def bench_lipsync(args: argparse.Namespace) -> dict[str, Any]:
     result = run(clips, quiet=True, write=False)
     rows = [{"clip": c["clip"], "jaw": c["holdout"]["jawOpen"], "aperture": c["holdout"]["aperture"],
              "baseline": c["baseline"]["jawOpen"]} for c in result["clips"] if not c.get("no_voice")]  # fmt: skip
-    body = result["markdown"].split("\n", 2)[2]  # without its own "## Lip sync" heading
-    return {"rows": rows, "markdown": body, "clips": result["clips"]}
+    return {"rows": rows, "markdown": result["markdown"], "clips": result["clips"]}  # heading cut by _embedded
 
 
 def bench_fidelity(args: argparse.Namespace) -> dict[str, Any]:

@@ -49,7 +49,8 @@ def measure(resolution: int, frames: int = 64, batch: int = 8, frame_size: int =
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         # warm-up (lazy initialisation, allocator, kernels) is paid once per render, not per frame
         warm = np.arange(min(batch, n))
-        rgb, alpha = gen(cond.frames(seq, warm, boxes[warm], dev).guide, cond.frames(seq, warm, boxes[warm], dev).params)
+        inputs = cond.frames(seq, warm, boxes[warm], dev)
+        rgb, alpha = gen(inputs.guide, inputs.params)
         paste_crop(background, rgb[0].permute(1, 2, 0).float().cpu().numpy(), alpha[0, 0].float().cpu().numpy(), boxes[0])
         start = time.perf_counter()
         with VideoWriter(Path(tmp) / "bench.mp4", 25, (side, side), quiet=True) as writer:
