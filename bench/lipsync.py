@@ -1,7 +1,7 @@
 """Lip sync of the per-avatar audio model on held-out speech: train on the head of a clip, score its tail.
 
-Run: ``python -m bench.lipsync [--clips a.mp4 ...] [--holdout 0.2] [--folds 5] [--set hidden=32 ...]``
-(writes ``bench/lipsync.md``).
+Run: ``python -m bench.lipsync [--clips a.mp4 ...] [--holdout 0.2] [--folds 5] [--set hidden=32 ...]
+[--features wav2vec2 --wav2vec2 PATH]`` (writes ``bench/lipsync.md``).
 
 For each clip the whole video is tracked and fitted once (cached under ``runs/bench/lipsync/``), the audio
 model is trained on the first ``1 - holdout`` of it exactly as ``talkinghead train-audio`` does
@@ -65,7 +65,8 @@ def loudness_baseline(audio: np.ndarray, sr: int, fps: float, target: np.ndarray
 
 
 def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 0, config=None,
-               steps: int | None = None, folds: int = 0) -> dict[str, Any]:  # fmt: skip
+               steps: int | None = None, folds: int = 0, features: str = "logmel",
+               wav2vec2: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Train on the head of ``clip``, score the tail; the baseline, the audio level and, with ``folds``,
     the K-fold scores. The tail model itself is under ``"_model"`` (for the cross-speaker table)."""
     from talkinghead import media
@@ -83,7 +84,7 @@ def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 
     n_train = total - int(round(total * holdout))
     started = time.perf_counter()
     model, metrics = train_on_prefix(seq, audio, SAMPLE_RATE, n_train, steps=steps, quiet=True, seed=seed,
-                                     config=config)  # fmt: skip
+                                     config=config, features=features, wav2vec2=wav2vec2)  # fmt: skip
     split = int(round(n_train / seq.fps * SAMPLE_RATE))
     target = seq.expression[n_train:]
     return {
@@ -93,13 +94,14 @@ def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 
         "train_jaw_correlation": metrics["train_jaw_correlation"],
         "voiced_fraction": metrics["voiced_fraction"], "rest_source": metrics["rest_source"],
         "pitched_fraction": pitched, "level_dbfs": _level(audio), "seconds": time.perf_counter() - started,
-        "folds": score_folds(seq, audio, folds, seed=seed, config=config, steps=steps) if folds > 1 else None,
+        "folds": score_folds(seq, audio, folds, seed=seed, config=config, steps=steps, features=features,
+                             wav2vec2=wav2vec2) if folds > 1 else None,  # fmt: skip
         "_model": model, "_tail": (audio[split:], target, seq.fps, seq.coefficient_names),
     }  # fmt: skip
 
 
-def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=None,
-                steps: int | None = None) -> dict[str, Any]:  # fmt: skip
+def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=None, steps: int | None = None,
+                features: str = "logmel", wav2vec2: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Hold out each of ``folds`` contiguous blocks in turn, train on the rest, score the block.
 
     The two sides of a held-out block are joined end to end; frames within the model's context of the
@@ -119,7 +121,8 @@ def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=Non
         model, _ = train_audio_model(
             np.concatenate([audio[:sa], audio[sb:]]), SAMPLE_RATE,
             np.concatenate([seq.expression[:a], seq.expression[b:]]), seq.coefficient_names, seq.fps,
-            steps=steps, quiet=True, seed=seed, valid=valid, config=config,
+            feature_kind=features, wav2vec2=wav2vec2, steps=steps, quiet=True, seed=seed, valid=valid,
+            config=config,
         )  # fmt: skip
         pred = predict(model, audio[sa:sb], SAMPLE_RATE, fps=seq.fps)
         target = seq.expression[a:b][: len(pred)]
@@ -235,7 +238,8 @@ def markdown(results: dict[str, Any], holdout: float, command: str) -> str:
     return "\n".join([
         "## Lip sync on held-out speech", "",
         f"Machine: {results['machine']}. Command: `{command}`.", "",
-        f"The audio model (log-mel, `AudioTrainConfig` "
+        f"The audio model ({'log-mel' if results.get('features', 'logmel') == 'logmel' else results['features']}, "
+        f"`AudioTrainConfig` "
         f"{'with ' + ', '.join(results['overrides']) if results.get('overrides') else 'defaults'}, "
         f"seed {results['seed']}) is trained on the first "
         f"{100 * (1 - holdout):.0f} % of each clip, exactly as `talkinghead train-audio` trains it; the table gives "
@@ -252,7 +256,8 @@ def markdown(results: dict[str, Any], holdout: float, command: str) -> str:
 
 
 def run(clips=CLIPS, holdout: float = 0.2, quiet: bool = False, *, seed: int = 0, write: bool = True,
-        config=None, folds: int = 5, overrides: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+        config=None, folds: int = 5, overrides: tuple[str, ...] = (), features: str = "logmel",
+        wav2vec2: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Score every clip; returns ``{"clips": [per-clip dict], "cross", "machine", "holdout", "seed", "markdown"}``.
 
     ``overrides`` (``"NAME=VALUE"``) change ``AudioTrainConfig`` fields unless ``config`` is given; ``folds``
@@ -267,7 +272,8 @@ def run(clips=CLIPS, holdout: float = 0.2, quiet: bool = False, *, seed: int = 0
     config = config or parse_overrides(list(overrides))
     out = []
     for clip in clips:
-        result = score_clip(clip, holdout, quiet=quiet, seed=seed, config=config, folds=folds)
+        result = score_clip(clip, holdout, quiet=quiet, seed=seed, config=config, folds=folds,
+                            features=features, wav2vec2=wav2vec2)  # fmt: skip
         out.append(result)
         if not quiet:
             print(f"{clip}: no voice" if result.get("no_voice") else f"{clip}: holdout jawOpen {_f(result['holdout']['jawOpen'])}, aperture "
@@ -278,13 +284,14 @@ def run(clips=CLIPS, holdout: float = 0.2, quiet: bool = False, *, seed: int = 0
         result.pop("_model", None)
         result.pop("_tail", None)
     results = {"clips": out, "cross": cross, "machine": machine(), "holdout": holdout, "seed": seed,
-               "overrides": list(overrides)}  # fmt: skip
+               "overrides": list(overrides), "features": features}  # fmt: skip
     command = (
         "python -m bench.lipsync"
         + ("" if tuple(clips) == CLIPS else " --clips " + " ".join(_display(c) for c in clips))
         + ("" if holdout == 0.2 else f" --holdout {holdout:g}")
         + ("" if folds == 5 else f" --folds {folds}")
         + "".join(f" --set {shlex.quote(o)}" for o in overrides)
+        + (f" --features {features} --wav2vec2 {shlex.quote(str(wav2vec2))}" if features != "logmel" else "")
     )
     results["markdown"] = markdown(results, holdout, command)
     if write:
@@ -301,11 +308,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=5, help="K for the K-fold scores (below 2: skip them)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="change an AudioTrainConfig field, e.g. --set hidden=32 (repeatable)")  # fmt: skip
+    parser.add_argument("--features", choices=("logmel", "wav2vec2"), default="logmel")
+    parser.add_argument("--wav2vec2", help="wav2vec2 weights: a local folder or a model in the local cache")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.features == "wav2vec2" and not args.wav2vec2:
+        parser.error("--features wav2vec2 needs --wav2vec2 PATH_OR_CACHED_NAME")
     results = run(tuple(args.clips), args.holdout, args.quiet, seed=args.seed, folds=args.folds,
-                  overrides=tuple(args.overrides))  # fmt: skip
+                  overrides=tuple(args.overrides), features=args.features, wav2vec2=args.wav2vec2)  # fmt: skip
     print(results["markdown"])
 
 

@@ -272,8 +272,9 @@ class Wav2Vec2Features:
         )
         if looks_like_path and not Path(self.source).is_dir():
             raise TalkingHeadError(f"wav2vec2 weights folder {self.source} does not exist")
-        previous = hf_logging.get_verbosity()
+        previous, bar_was_on = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # a CTC checkpoint loaded as a bare encoder warns about its head
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar per load would drown our own progress
         try:
             model = Wav2Vec2Model.from_pretrained(self.source, local_files_only=True)
         except (OSError, ValueError) as exc:
@@ -284,6 +285,8 @@ class Wav2Vec2Features:
             ) from None
         finally:
             hf_logging.set_verbosity(previous)
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         config = model.config
