@@ -117,7 +117,8 @@ def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=Non
         a, b = round(n * k / folds), round(n * (k + 1) / folds)
         sa, sb = round(a / seq.fps * SAMPLE_RATE), round(b / seq.fps * SAMPLE_RATE)
         valid = np.concatenate([seq.valid[:a], seq.valid[b:]]).copy()
-        valid[max(0, a - reach) : a + reach] = False  # the seam
+        if 0 < a and b < n:  # the first and last blocks leave no seam
+            valid[max(0, a - reach) : a + reach] = False
         model, _ = train_audio_model(
             np.concatenate([audio[:sa], audio[sb:]]), SAMPLE_RATE,
             np.concatenate([seq.expression[:a], seq.expression[b:]]), seq.coefficient_names, seq.fps,
