@@ -23,6 +23,7 @@ import math
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,31 @@ def loudness_baseline(audio: np.ndarray, sr: int, fps: float, target: np.ndarray
     }
 
 
+@dataclass
+class Tail:
+    """A clip's tail model and its held-out speech and targets, for the cross-speaker table."""
+
+    clip: str
+    model: Any  # AudioToExpression
+    audio: np.ndarray
+    target: np.ndarray
+    fps: float
+    names: tuple[str, ...]
+
+
+def _score(model, audio: np.ndarray, target: np.ndarray, fps: float, names: tuple[str, ...]) -> dict[str, float]:
+    """The model's predictions for ``audio`` against ``target`` (named ``names``): jawOpen and aperture r."""
+    from talkinghead.audio.train import evaluate_jaw_correlation, predict
+
+    pred = predict(model, audio, SAMPLE_RATE, fps=fps)
+    return evaluate_jaw_correlation(pred, target, model.names, names)  # trims both to the shorter
+
+
 def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 0, config=None,
                steps: int | None = None, folds: int = 0, features: str = "logmel",
-               wav2vec2: str | None = None) -> dict[str, Any]:  # fmt: skip
+               wav2vec2: str | None = None) -> tuple[dict[str, Any], Tail | None]:  # fmt: skip
     """Train on the head of ``clip``, score the tail; the baseline, the audio level and, with ``folds``,
-    the K-fold scores. The tail model itself is under ``"_model"`` (for the cross-speaker table)."""
+    the K-fold scores. Also returns the tail model with its held-out data (None for a clip with no voice)."""
     from talkinghead import media
     from talkinghead.audio.avatar_audio import MIN_PITCHED_FRACTION, train_on_prefix
     from talkinghead.audio.features import pitched_fraction
@@ -78,7 +99,7 @@ def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 
         raise SystemExit(f"{clip} has no audio track")
     pitched = pitched_fraction(audio, SAMPLE_RATE)
     if pitched < MIN_PITCHED_FRACTION:  # `talkinghead train` refuses it too: there is no voice to follow
-        return {"clip": clip, "no_voice": True, "pitched_fraction": pitched, "level_dbfs": _level(audio)}
+        return {"clip": clip, "no_voice": True, "pitched_fraction": pitched, "level_dbfs": _level(audio)}, None
     seq = clip_params(clip, quiet)
     total = len(seq)
     n_train = total - int(round(total * holdout))
@@ -87,7 +108,7 @@ def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 
                                      config=config, features=features, wav2vec2=wav2vec2)  # fmt: skip
     split = int(round(n_train / seq.fps * SAMPLE_RATE))
     target = seq.expression[n_train:]
-    return {
+    result = {
         "clip": clip, "frames": total, "train_frames": n_train, "fps": seq.fps,
         "holdout": metrics.get("holdout", {"jawOpen": math.nan, "aperture": math.nan}),
         "baseline": loudness_baseline(audio[split:], SAMPLE_RATE, seq.fps, target, seq.coefficient_names),
@@ -96,8 +117,8 @@ def score_clip(clip: str, holdout: float = 0.2, quiet: bool = True, seed: int = 
         "pitched_fraction": pitched, "level_dbfs": _level(audio), "seconds": time.perf_counter() - started,
         "folds": score_folds(seq, audio, folds, seed=seed, config=config, steps=steps, features=features,
                              wav2vec2=wav2vec2) if folds > 1 else None,  # fmt: skip
-        "_model": model, "_tail": (audio[split:], target, seq.fps, seq.coefficient_names),
     }  # fmt: skip
+    return result, Tail(clip, model, audio[split:], target, seq.fps, seq.coefficient_names)
 
 
 def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=None, steps: int | None = None,
@@ -108,7 +129,7 @@ def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=Non
     seam are masked out of the loss, so no training window pairs sound and mouth from either side of it.
     """
     from talkinghead.audio.model import AudioToExpressionConfig
-    from talkinghead.audio.train import AudioTrainConfig, evaluate_jaw_correlation, predict, train_audio_model
+    from talkinghead.audio.train import AudioTrainConfig, train_audio_model
 
     cfg = config or AudioTrainConfig()
     reach = AudioToExpressionConfig(fps=seq.fps, context_s=cfg.context_s).context_frames
@@ -116,7 +137,7 @@ def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=Non
     for k in range(folds):
         a, b = round(n * k / folds), round(n * (k + 1) / folds)
         sa, sb = round(a / seq.fps * SAMPLE_RATE), round(b / seq.fps * SAMPLE_RATE)
-        valid = np.concatenate([seq.valid[:a], seq.valid[b:]]).copy()
+        valid = np.concatenate([seq.valid[:a], seq.valid[b:]])
         if 0 < a and b < n:  # the first and last blocks leave no seam
             valid[max(0, a - reach) : a + reach] = False
         model, _ = train_audio_model(
@@ -125,30 +146,19 @@ def score_folds(seq, audio: np.ndarray, folds: int, *, seed: int = 0, config=Non
             feature_kind=features, wav2vec2=wav2vec2, steps=steps, quiet=True, seed=seed, valid=valid,
             config=config,
         )  # fmt: skip
-        pred = predict(model, audio[sa:sb], SAMPLE_RATE, fps=seq.fps)
-        target = seq.expression[a:b][: len(pred)]
-        scores = evaluate_jaw_correlation(pred[: len(target)], target, model.names, seq.coefficient_names)
+        scores = _score(model, audio[sa:sb], seq.expression[a:b], seq.fps, seq.coefficient_names)
         jaw.append(scores["jawOpen"])
         aperture.append(scores["aperture"])
     return {"k": folds, "jawOpen": jaw, "aperture": aperture}
 
 
-def cross_speaker(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cross_speaker(tails: list[Tail]) -> list[dict[str, Any]]:
     """Each clip's tail model driven by every other clip's tail: lip sync with a voice it never heard."""
-    from talkinghead.audio.train import evaluate_jaw_correlation, predict
-
-    voiced = [r for r in results if not r.get("no_voice")]
-    rows = []
-    for source in voiced:
-        for other in voiced:
-            if other is source:
-                continue
-            tail_audio, target, fps, names = other["_tail"]
-            pred = predict(source["_model"], tail_audio, SAMPLE_RATE, fps=fps)
-            n = min(len(pred), len(target))
-            scores = evaluate_jaw_correlation(pred[:n], target[:n], source["_model"].names, names)
-            rows.append({"model": Path(source["clip"]).stem, "speech": Path(other["clip"]).stem, **scores})
-    return rows
+    return [
+        {"model": Path(source.clip).stem, "speech": Path(other.clip).stem,
+         **_score(source.model, other.audio, other.target, other.fps, other.names)}
+        for source in tails for other in tails if other is not source
+    ]  # fmt: skip
 
 
 def parse_overrides(items: list[str]):
@@ -271,20 +281,17 @@ def run(clips=CLIPS, holdout: float = 0.2, quiet: bool = False, *, seed: int = 0
     if not 0 < holdout < 0.9:
         raise SystemExit(f"--holdout must be in (0, 0.9), got {holdout}")
     config = config or parse_overrides(list(overrides))
-    out = []
+    out, tails = [], []
     for clip in clips:
-        result = score_clip(clip, holdout, quiet=quiet, seed=seed, config=config, folds=folds,
-                            features=features, wav2vec2=wav2vec2)  # fmt: skip
+        result, tail = score_clip(clip, holdout, quiet=quiet, seed=seed, config=config, folds=folds,
+                                  features=features, wav2vec2=wav2vec2)  # fmt: skip
         out.append(result)
+        tails += [tail] if tail is not None else []
         if not quiet:
             print(f"{clip}: no voice" if result.get("no_voice") else f"{clip}: holdout jawOpen {_f(result['holdout']['jawOpen'])}, aperture "
                   f"{_f(result['holdout']['aperture'])}; baseline {_f(result['baseline']['jawOpen'])}, "
                   f"{_f(result['baseline']['aperture'])}", file=sys.stderr)  # fmt: skip
-    cross = cross_speaker(out)
-    for result in out:  # the models and audio are not results
-        result.pop("_model", None)
-        result.pop("_tail", None)
-    results = {"clips": out, "cross": cross, "machine": machine(), "holdout": holdout, "seed": seed,
+    results = {"clips": out, "cross": cross_speaker(tails), "machine": machine(), "holdout": holdout, "seed": seed,
                "overrides": list(overrides), "features": features}  # fmt: skip
     command = (
         "python -m bench.lipsync"
